@@ -1,0 +1,41 @@
+# The README's two commands: `make demo` (main job on the built-in simulator) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint format typecheck bench clean
+
+$(BIN)/.core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(BIN)/.dev: $(BIN)/.core
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: $(BIN)/.core
+	$(BIN)/langgraph-tts demo
+
+test: $(BIN)/.dev
+	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+lint: $(BIN)/.dev
+	$(BIN)/ruff check langgraph_tts tests benchmarks examples
+	$(BIN)/ruff format --check langgraph_tts tests benchmarks examples
+
+format: $(BIN)/.dev
+	$(BIN)/ruff check --fix langgraph_tts tests benchmarks examples
+	$(BIN)/ruff format langgraph_tts tests benchmarks examples
+
+typecheck: $(BIN)/.dev
+	$(BIN)/mypy langgraph_tts
+
+bench: $(BIN)/.dev
+	$(BIN)/python benchmarks/allocation.py
+	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/scale.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Test-time scaling for math reasoning as LangGraph nodes and prebuilt graphs."""

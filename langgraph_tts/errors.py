@@ -1,0 +1,72 @@
+"""Typed errors. Every error a user can cause or meet carries a one-line, actionable message."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BudgetExhaustedError",
+    "ConfigError",
+    "GradingTimeoutError",
+    "ServerError",
+    "ServerUnavailableError",
+    "TTSError",
+]
+
+VLLM_HINTS = {
+    "policy": "vllm serve Qwen/Qwen2.5-1.5B-Instruct --port {port}",
+    "prm": "vllm serve Qwen/Qwen2.5-Math-PRM-7B --runner pooling --port {port}",
+    "embed": "vllm serve BAAI/bge-m3 --runner pooling --port {port}",
+}
+SIM_HINT = "langgraph-tts sim-server --port {port}"
+
+
+class TTSError(Exception):
+    """Base class of the package's errors; `str(err)` is a complete one-line message."""
+
+
+class ConfigError(TTSError, ValueError):
+    """A setting is invalid. The message names the field and what is allowed."""
+
+
+class ServerError(TTSError):
+    """A server answered, but not with something usable (4xx, malformed body, retries exhausted)."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class ServerUnavailableError(ServerError):
+    """A server could not be reached at all. The message names the URL and how to start one."""
+
+    def __init__(self, url: str, *, role: str = "policy", cause: str = "") -> None:
+        self.role = role
+        port = _port_of(url)
+        hint = VLLM_HINTS.get(role, VLLM_HINTS["policy"]).format(port=port)
+        sim = SIM_HINT.format(port=port)
+        why = f" ({cause})" if cause else ""
+        msg = (
+            f"cannot reach the {role} server at {url}{why}. Start one with `{hint}` "
+            f"(or the built-in simulator: `{sim}`)."
+        )
+        super().__init__(msg, url=url)
+
+
+class BudgetExhaustedError(TTSError):
+    """A hard cap (samples or tokens) left no room for the request."""
+
+
+class GradingTimeoutError(TTSError):
+    """An answer comparison exceeded its time limit."""
+
+
+def _port_of(url: str) -> int:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.port:
+            return parts.port
+    except ValueError:
+        pass
+    return 8000
