@@ -1,1 +1,87 @@
-"""Test-time scaling for math reasoning as LangGraph nodes and prebuilt graphs."""
+"""Test-time scaling for LLM math reasoning as LangGraph nodes and prebuilt graphs.
+
+Strategies: chain-of-thought, self-consistency, best-of-N (PRM-weighted), beam search, DVTS,
+REBASE, DORA (arXiv 2506.15707) and SCALE (arXiv 2512.00466), against vLLM servers over
+OpenAI-compatible HTTP. Attributes are imported lazily so `import langgraph_tts` stays fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # prebuilt graphs
+    "create_search_graph": "langgraph_tts.search.graph",
+    "build_search_graph": "langgraph_tts.search.graph",
+    "create_scale_graph": "langgraph_tts.scale.graph",
+    "build_scale_graph": "langgraph_tts.scale.graph",
+    "create_solve_graph": "langgraph_tts.solve",
+    "build_solve_graph": "langgraph_tts.solve",
+    "asolve": "langgraph_tts.solve",
+    "Solver": "langgraph_tts.solve",
+    # nodes and state
+    "SearchNodes": "langgraph_tts.search.nodes",
+    "SearchState": "langgraph_tts.state",
+    "TreeNode": "langgraph_tts.state",
+    # settings
+    "SearchContext": "langgraph_tts.context",
+    "ScaleContext": "langgraph_tts.context",
+    # clients
+    "ChatPolicy": "langgraph_tts.clients.policy",
+    "ChatModelPolicy": "langgraph_tts.clients.chat_model",
+    "PoolingPRM": "langgraph_tts.clients.prm",
+    "GenerativeVerifier": "langgraph_tts.clients.verifier",
+    "OpenAIEmbedder": "langgraph_tts.clients.embed",
+    "LocalEmbedder": "langgraph_tts.clients.embed",
+    "HashingEmbedder": "langgraph_tts.clients.embed",
+    "SamplingParams": "langgraph_tts.clients.types",
+    # budget, answers
+    "Ledger": "langgraph_tts.ledger",
+    "extract_answer": "langgraph_tts.answers",
+    "vote": "langgraph_tts.answers",
+    "Grader": "langgraph_tts.grading",
+    "allocate": "langgraph_tts.allocation",
+    # errors
+    "TTSError": "langgraph_tts.errors",
+    "ConfigError": "langgraph_tts.errors",
+    "ServerError": "langgraph_tts.errors",
+    "ServerUnavailableError": "langgraph_tts.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langgraph_tts' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:
+    from .allocation import allocate
+    from .answers import extract_answer, vote
+    from .clients.chat_model import ChatModelPolicy
+    from .clients.embed import HashingEmbedder, LocalEmbedder, OpenAIEmbedder
+    from .clients.policy import ChatPolicy
+    from .clients.prm import PoolingPRM
+    from .clients.types import SamplingParams
+    from .clients.verifier import GenerativeVerifier
+    from .context import ScaleContext, SearchContext
+    from .errors import ConfigError, ServerError, ServerUnavailableError, TTSError
+    from .grading import Grader
+    from .ledger import Ledger
+    from .scale.graph import build_scale_graph, create_scale_graph
+    from .search.graph import build_search_graph, create_search_graph
+    from .search.nodes import SearchNodes
+    from .solve import Solver, asolve, build_solve_graph, create_solve_graph
+    from .state import SearchState, TreeNode

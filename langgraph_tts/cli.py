@@ -1,0 +1,301 @@
+"""`langgraph-tts`: solve a problem, evaluate a dataset, run the demo, or serve the simulator.
+
+Errors a user can cause (bad settings, unreachable servers, unknown datasets) end with one line
+on stderr and a non-zero exit code, never a traceback (`--debug` shows one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("models (environment variables in brackets)")
+    g.add_argument("--base-url", help="policy server, OpenAI-style …/v1 [LANGGRAPH_TTS_BASE_URL]")
+    g.add_argument("--model", help="policy model name [LANGGRAPH_TTS_MODEL]")
+    g.add_argument("--prm-url", help="PRM server root; it serves /pooling [LANGGRAPH_TTS_PRM_URL]")
+    g.add_argument("--prm-model", help="PRM model name [LANGGRAPH_TTS_PRM_MODEL]")
+    g.add_argument("--embed-url", help="embedding server, …/v1 [LANGGRAPH_TTS_EMBED_URL]")
+    g.add_argument("--embed-model", help="embedding model name [LANGGRAPH_TTS_EMBED_MODEL]")
+    g.add_argument(
+        "--embedder", choices=["auto", "server", "local", "hashing"], help="DORA's embedder"
+    )
+    g.add_argument("--api-key", help="API key for the servers [LANGGRAPH_TTS_API_KEY]")
+    s = parser.add_argument_group("strategy")
+    s.add_argument("--strategy", default="dora", help="cot, self_consistency, best_of_n, beam, "
+                   "dvts, rebase, dora or scale (default: dora)")  # fmt: skip
+    s.add_argument("--budget", type=int, default=16, help="rollout budget N (default: 16)")
+    s.add_argument("--seed", type=int, help="sampling seed")
+    s.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other setting, e.g. --set tau=0.3 --set rebase_temperature=0.2 "
+        "(see docs/configuration.md)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="langgraph-tts",
+        description="Test-time scaling for math reasoning on vLLM servers, as LangGraph graphs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("solve", help="solve one problem and print the answer")
+    p.add_argument("problem", help="the problem text")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _model_flags(p)
+
+    e = sub.add_parser("eval", help="evaluate a strategy on a dataset")
+    e.add_argument("--dataset", required=True, help="math500, aime24, aime25, amc23, gsm8k or a JSONL path")
+    e.add_argument("--out", required=True, type=Path, help="output directory")
+    e.add_argument("--limit", type=int, help="first K problems only")
+    e.add_argument("--concurrency", type=int, default=32, help="problems in flight (default: 32)")
+    e.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    _model_flags(e)
+
+    d = sub.add_parser("demo", help="run a strategy on the built-in simulator (no GPU)")
+    d.add_argument("--strategy", default="dora")
+    d.add_argument("--budget", type=int, default=16)
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--scenario", default="popular_worse")
+    d.add_argument("--problem", type=int, default=0, help="index of the simulated problem")
+    d.add_argument("--debug", action="store_true")
+
+    sim = sub.add_parser("sim-server", help="serve the vLLM-compatible simulator")
+    from .sim.server import add_arguments
+
+    add_arguments(sim)
+    sim.add_argument("--debug", action="store_true")
+    return parser
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def context_from_args(args: argparse.Namespace) -> Any:
+    """A validated `ScaleContext` from flags, `--set` overrides and environment variables."""
+    from .context import ScaleContext
+    from .errors import ConfigError
+
+    values: dict[str, Any] = {"strategy": args.strategy, "budget": args.budget}
+    for flag in ("base_url", "model", "prm_url", "prm_model", "embed_url", "embed_model",
+                 "embedder", "api_key", "seed"):  # fmt: skip
+        value = getattr(args, flag, None)
+        if value is not None:
+            values[flag] = value
+    for item in args.overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        values[key.strip().replace("-", "_")] = _parse_value(raw)
+    known = set(ScaleContext.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}; see docs/configuration.md")
+    return ScaleContext(**values)
+
+
+def _format_validation(err: Exception) -> str:
+    parts = []
+    for e in err.errors():  # type: ignore[attr-defined]
+        loc = ".".join(str(x) for x in e.get("loc", ())) or "setting"
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "invalid setting: " + "; ".join(parts)
+
+
+def _progress_printer(quiet: bool) -> Any:
+    if quiet:
+        return None
+
+    def show(event: dict[str, Any]) -> None:
+        if event.get("event") == "iteration":
+            print(
+                f"  iteration {event['iteration']:>2}: {event['active']:>3} active, "
+                f"{event['finished']:>3} finished, {event['completion_tokens']} tokens",
+                file=sys.stderr,
+            )
+        elif event.get("event") == "subproblem":
+            print(
+                f"  sub-problem {event.get('index')}: difficulty {event.get('difficulty')}, "
+                f"{event.get('mode')} -> {event.get('answer')}",
+                file=sys.stderr,
+            )
+
+    return show
+
+
+async def _solve(args: argparse.Namespace) -> int:
+    from .preflight import check_servers
+    from .solve import Solver
+
+    ctx = context_from_args(args)
+    if not args.problem.strip():
+        from .errors import ConfigError
+
+        raise ConfigError("the problem is empty")
+    await check_servers(ctx)
+    solver = Solver(ctx)
+    out = await solver(args.problem, on_event=_progress_printer(args.quiet or args.json))
+    result = out.get("result") or {}
+    if args.json:
+        payload = {
+            "answer": out.get("answer"),
+            "strategy": ctx.strategy,
+            "budget": ctx.budget,
+            "verifier": result.get("verifier"),
+            "ledger": out.get("ledger"),
+            "result": result,
+        }
+        print(json.dumps(payload, ensure_ascii=False))
+    else:
+        print(out.get("answer") if out.get("answer") is not None else "(no answer)")
+        if result.get("verifier") == "generative_verifier":
+            print("note: no PRM configured; the policy judged the solutions (generative verifier)",
+                  file=sys.stderr)  # fmt: skip
+    return 0
+
+
+async def _eval(args: argparse.Namespace) -> int:
+    from .evaluation import load_dataset, run_eval
+    from .preflight import check_servers
+    from .solve import Solver
+
+    ctx = context_from_args(args)
+    problems = load_dataset(args.dataset, limit=args.limit)
+    await check_servers(ctx)
+    solver = Solver(ctx)
+    progress = None if args.quiet else _EvalProgress(len(problems))
+    with progress or _Null():
+        summary = await run_eval(
+            solver,
+            problems,
+            args.out,
+            settings=ctx,
+            dataset=args.dataset,
+            concurrency=args.concurrency,
+            resume=not args.no_resume,
+            on_row=progress.update if progress else None,
+        )
+    print(
+        f"{summary['strategy']} @ N={summary['budget']} on {args.dataset}: accuracy "
+        f"{summary['accuracy']:.3f} over {summary['n']} problems ({summary['errors']} errors), "
+        f"{summary['mean_completion_tokens']:.0f} completion tokens and "
+        f"{summary['mean_samples']:.1f} samples per problem -> {args.out}/summary.json"
+    )
+    return 0
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class _EvalProgress:
+    def __init__(self, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), transient=False,
+        )  # fmt: skip
+        self.task = self.progress.add_task("", total=total)
+        self.correct = 0
+        self.seen = 0
+
+    def __enter__(self) -> _EvalProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def update(self, row: dict[str, Any]) -> None:
+        self.seen += 1
+        self.correct += bool(row.get("correct"))
+        self.progress.update(
+            self.task, advance=1, description=f"accuracy {self.correct / self.seen:.3f}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `langgraph-tts`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "debug", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    os.environ.setdefault("LANGSMITH_TRACING", os.environ.get("LANGSMITH_TRACING", "false"))
+    from pydantic import ValidationError
+
+    from .errors import ConfigError, TTSError
+
+    try:
+        if args.command == "sim-server":
+            from .sim.server import run_from_args
+
+            return run_from_args(args)
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return asyncio.run(run_demo(args))
+        runner = _solve if args.command == "solve" else _eval
+        return asyncio.run(runner(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ValidationError as err:
+        if args.debug:
+            raise
+        print(f"langgraph-tts: {_format_validation(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as err:
+        if args.debug:
+            raise
+        print(f"langgraph-tts: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except TTSError as err:
+        if args.debug:
+            raise
+        print(f"langgraph-tts: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as err:
+        if args.debug:
+            raise
+        print(
+            f"langgraph-tts: unexpected error: {type(err).__name__}: {err} (rerun with --debug)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

