@@ -17,6 +17,7 @@ from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
 __all__ = [
+    "ENV_SETTINGS",
     "SCALE_STRATEGIES",
     "SEARCH_STRATEGIES",
     "STEP_STRATEGIES",
@@ -42,8 +43,21 @@ STEP_STRATEGIES: tuple[str, ...] = ("beam", "dvts", "rebase", "dora")
 SCALE_STRATEGIES: tuple[str, ...] = ("scale",)
 
 
-def _env(name: str, default: str | None = None) -> Any:
-    return lambda: os.environ.get(name, default)
+ENV_SETTINGS: dict[str, tuple[str, str | None]] = {
+    "base_url": ("LANGGRAPH_TTS_BASE_URL", "http://127.0.0.1:8000/v1"),
+    "model": ("LANGGRAPH_TTS_MODEL", "Qwen/Qwen2.5-1.5B-Instruct"),
+    "api_key": ("LANGGRAPH_TTS_API_KEY", None),
+    "prm_url": ("LANGGRAPH_TTS_PRM_URL", None),
+    "prm_model": ("LANGGRAPH_TTS_PRM_MODEL", "Qwen/Qwen2.5-Math-PRM-7B"),
+    "embed_url": ("LANGGRAPH_TTS_EMBED_URL", None),
+    "embed_model": ("LANGGRAPH_TTS_EMBED_MODEL", "BAAI/bge-m3"),
+}
+"""Settings read from the environment when not given: field -> (variable, fallback)."""
+
+
+def _env(name: str) -> Any:
+    variable, fallback = ENV_SETTINGS[name]
+    return lambda: os.environ.get(variable, fallback)
 
 
 def _check_url(value: str | None, name: str) -> str | None:
@@ -78,29 +92,29 @@ class SearchContext:
     # --- endpoints ---------------------------------------------------------------------------
     base_url: Annotated[
         str, Field(description="OpenAI-style base URL of the policy server (…/v1).")
-    ] = field(default_factory=_env("LANGGRAPH_TTS_BASE_URL", "http://127.0.0.1:8000/v1"))
+    ] = field(default_factory=_env("base_url"))
     model: Annotated[str, Field(min_length=1, description="Policy model name.")] = field(
-        default_factory=_env("LANGGRAPH_TTS_MODEL", "Qwen/Qwen2.5-1.5B-Instruct")
+        default_factory=_env("model")
     )
     api_key: Annotated[
         str | None, Field(description="API key sent to the servers (never logged).")
-    ] = field(default_factory=_env("LANGGRAPH_TTS_API_KEY"), repr=False)
+    ] = field(default_factory=_env("api_key"), repr=False)
     prm_url: Annotated[
         str | None,
         Field(
             description="Root URL of the vLLM PRM server (it serves /pooling). Empty: the "
             "policy judges solutions itself (generative verifier)."
         ),
-    ] = field(default_factory=_env("LANGGRAPH_TTS_PRM_URL"))
+    ] = field(default_factory=_env("prm_url"))
     prm_model: Annotated[str, Field(min_length=1, description="PRM model name.")] = field(
-        default_factory=_env("LANGGRAPH_TTS_PRM_MODEL", "Qwen/Qwen2.5-Math-PRM-7B")
+        default_factory=_env("prm_model")
     )
     embed_url: Annotated[
         str | None,
         Field(description="OpenAI-style base URL of the embedding server (…/v1), for DORA."),
-    ] = field(default_factory=_env("LANGGRAPH_TTS_EMBED_URL"))
+    ] = field(default_factory=_env("embed_url"))
     embed_model: Annotated[str, Field(min_length=1, description="Embedding model name.")] = (
-        field(default_factory=_env("LANGGRAPH_TTS_EMBED_MODEL", "BAAI/bge-m3"))
+        field(default_factory=_env("embed_model"))
     )
     embedder: Annotated[
         Literal["auto", "server", "local", "hashing"],

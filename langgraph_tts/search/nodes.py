@@ -135,13 +135,15 @@ class SearchNodes:
         last = self._last_iteration(ctx, it)
         counts = _apply_sample_cap(count_by_id(state["frontier"]), ctx, state.get("ledger", {}))
         token_room = _token_room(ctx, state.get("ledger", {}))
+        # the hard token cap is shared by every sample of this iteration
+        allowance = None if token_room is None else token_room // max(sum(counts.values()), 1)
         jobs, plan = [], []
         for nid, copies in counts.items():
             used = nodes[nid]["total_tokens"]
             room = ctx.max_total_tokens - used
             max_tokens = room if last else min(ctx.max_step_tokens, room)
-            if token_room is not None:
-                max_tokens = min(max_tokens, token_room // max(copies, 1))
+            if allowance is not None:
+                max_tokens = min(max_tokens, allowance)
             if max_tokens <= 0:
                 continue
             prefix = path_text(nodes, nid)

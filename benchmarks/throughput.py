@@ -1,0 +1,213 @@
+"""Request batching, latency floor and client CPU cost of the search graph, side by side.
+
+The simulator runs in ANOTHER process (so its CPU is not counted) with a fixed latency per
+request. Measured in one run:
+
+1. samples per chat request (one request per distinct prefix, `n` = copies), DORA at N=16;
+2. PRM requests per rollout with batched `/pooling` (one request per iteration) vs one
+   request per candidate;
+3. wall time per problem vs the latency floor at N=64 (an iteration needs one policy, one PRM
+   and one embedding round trip; PRM and embedding run concurrently);
+4. client CPU seconds per rollout of the LangGraph graph vs a minimal hand-written asyncio loop
+   that runs the same DORA iterations with raw httpx and the same allocation function.
+
+    python benchmarks/throughput.py [--latency-ms 50] [--problems 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from typing import Any
+
+import httpx
+
+from langgraph_tts import allocation
+from langgraph_tts.answers import split_steps
+from langgraph_tts.context import SearchContext
+from langgraph_tts.prompts import POLICY_SYSTEM_PROMPT, PRM_SYSTEM_PROMPT
+from langgraph_tts.sim.world import make_problems
+from langgraph_tts.solve import Solver
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sim(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "langgraph_tts.cli", "sim-server", "--port", str(port),
+         "--latency-ms", str(latency_ms)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(url + "/health", timeout=0.5).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("simulator did not start")
+
+
+def context(url: str, **kw: Any) -> SearchContext:
+    return SearchContext(
+        base_url=url + "/v1", model="sim-policy", prm_url=url, prm_model="sim-prm",
+        embed_url=url + "/v1", embed_model="sim-embed", **kw,
+    )  # fmt: skip
+
+
+async def graph_runs(ctx: SearchContext, problems: list[str]) -> dict[str, Any]:
+    """Solve the problems one after another with the prebuilt graph; totals and timings."""
+    solver = Solver(ctx)
+    totals: dict[str, float] = {}
+    walls, iterations = [], []
+    cpu0 = time.process_time()
+    for i, problem in enumerate(problems):
+        started = time.perf_counter()
+        run_ctx = replace(ctx, seed=1000 + i)
+        out = await solver(problem, context=run_ctx)
+        walls.append(time.perf_counter() - started)
+        iterations.append(out["result"]["iterations"])
+        for k, v in out["ledger"].items():
+            totals[k] = totals.get(k, 0) + v
+    return {
+        "cpu_s": time.process_time() - cpu0,
+        "walls": walls,
+        "iterations": iterations,
+        "totals": totals,
+    }
+
+
+async def minimal_dora(client: httpx.AsyncClient, url: str, problem: str, n: int, seed: int) -> int:
+    """DORA by hand: raw httpx, dicts, no LangGraph. Returns the rollouts drawn."""
+    frontier: dict[str, tuple[int, int]] = {"": (n, 0)}  # prefix -> (copies, tokens so far)
+    done = rollouts = 0
+    for it in range(40):
+        last = it == 39
+
+        async def chat(prefix: str, copies: int, used: int) -> list[tuple[str, int, bool]]:
+            messages = [{"role": "system", "content": POLICY_SYSTEM_PROMPT},
+                        {"role": "user", "content": problem}]  # fmt: skip
+            body: dict[str, Any] = {
+                "model": "sim-policy", "messages": messages, "n": copies, "temperature": 0.8,
+                "top_p": 1.0, "max_tokens": min(256, 2048 - used), "stop": ["\n\n"],
+                "include_stop_str_in_output": True, "return_token_ids": True,
+                "seed": seed + 7919 * it,
+            }  # fmt: skip
+            if prefix:
+                messages.append({"role": "assistant", "content": prefix})
+                body.update(continue_final_message=True, add_generation_prompt=False)
+            data = (await client.post(url + "/v1/chat/completions", json=body)).json()
+            out = []
+            for c in data["choices"]:
+                text = c["message"]["content"] or ""
+                finished = c["finish_reason"] != "stop" or c.get("stop_reason") is None or not text
+                out.append((prefix + text, used + len(c.get("token_ids") or []), finished))
+            return out
+
+        batches = await asyncio.gather(*(chat(p, k, u) for p, (k, u) in frontier.items()))
+        children = [c for b in batches for c in b]
+        rollouts += len(children)
+        done += sum(1 for c in children if c[2])
+        active = [c for c in children if not c[2]]
+        if done >= n or not active:
+            break
+
+        def prompt(text: str) -> str:
+            steps = "<extra_0>".join(split_steps(text)) + "<extra_0>"
+            return (f"<|im_start|>system\n{PRM_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
+                    f"{problem}<|im_end|>\n<|im_start|>assistant\n{steps}<|im_end|>\n")  # fmt: skip
+
+        prm, emb = await asyncio.gather(
+            client.post(url + "/pooling", json={"model": "sim-prm", "task": "token_classify",
+                                                "input": [prompt(c[0]) for c in active]}),
+            client.post(url + "/v1/embeddings", json={"model": "sim-embed",
+                                                      "input": [c[0] for c in active]}),
+        )  # fmt: skip
+        scores = [row["data"][-1][1] for row in prm.json()["data"]]
+        vectors = [d["embedding"] for d in sorted(emb.json()["data"], key=lambda d: d["index"])]
+        counts = allocation.dora(scores, n, embeddings=vectors)
+        frontier = {}
+        for (text, used, _), k in zip(active, counts, strict=True):
+            if k:
+                prev = frontier.get(text, (0, used))
+                frontier[text] = (prev[0] + k, used)
+    return rollouts
+
+
+async def minimal_runs(url: str, problems: list[str], n: int) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        cpu0 = time.process_time()
+        rollouts = 0
+        for i, problem in enumerate(problems):
+            rollouts += await minimal_dora(client, url, problem, n, 1000 + i)
+        return {"cpu_s": time.process_time() - cpu0, "rollouts": rollouts}
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    problems = [p.text for p in make_problems(args.problems, scenario="default", seed=3)]
+    report: dict[str, Any] = {"latency_ms": args.latency_ms, "problems": len(problems)}
+    proc, url = start_sim(args.latency_ms)
+    try:
+        dora16 = await graph_runs(context(url, strategy="dora", budget=16), problems)
+        t = dora16["totals"]
+        report["samples_per_chat_request_N16"] = t["samples"] / t["policy_requests"]
+        unbatched = await graph_runs(
+            context(url, strategy="dora", budget=16, prm_batch="off"), problems
+        )
+        report["prm_requests_per_rollout_batched"] = t["prm_requests"] / t["samples"]
+        report["prm_requests_per_rollout_unbatched"] = (
+            unbatched["totals"]["prm_requests"] / unbatched["totals"]["samples"]
+        )
+        dora64 = await graph_runs(context(url, strategy="dora", budget=64), problems)
+        lat = args.latency_ms / 1000
+        floors3 = [it * 3 * lat for it in dora64["iterations"]]
+        floors2 = [it * 2 * lat for it in dora64["iterations"]]
+        report["N64_mean_wall_s"] = sum(dora64["walls"]) / len(problems)
+        report["N64_wall_over_floor_policy_prm_embed"] = sum(dora64["walls"]) / sum(floors3)
+        report["N64_wall_over_floor_policy_max_prm_embed"] = sum(dora64["walls"]) / sum(floors2)
+        report["N64_mean_iterations"] = sum(dora64["iterations"]) / len(problems)
+        graph_cpu = dora16["cpu_s"] / t["samples"]
+        minimal = await minimal_runs(url, problems, 16)
+        minimal_cpu = minimal["cpu_s"] / minimal["rollouts"]
+        report["client_cpu_ms_per_rollout_graph"] = graph_cpu * 1000
+        report["client_cpu_ms_per_rollout_minimal_loop"] = minimal_cpu * 1000
+        report["client_cpu_ratio_graph_over_minimal"] = graph_cpu / minimal_cpu
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--problems", type=int, default=8)
+    parser.add_argument("--json", help="also write the report to this path")
+    args = parser.parse_args()
+    os.environ.setdefault("LANGSMITH_TRACING", "false")
+    report = asyncio.run(main_async(args))
+    width = max(len(k) for k in report)
+    for key, value in report.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else value
+        print(f"{key:<{width}}  {shown}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""`langgraph dev` serves solve_math offline; a run through its HTTP API answers a problem."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.studio, pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def studio(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    cli = Path(sys.executable).parent / "langgraph"
+    if not cli.exists() and shutil.which("langgraph") is None:
+        pytest.fail("langgraph-cli[inmem] is part of the dev extra; install with make test")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGGRAPH_NO_VERSION_CHECK": "1",
+        "LANGSMITH_TRACING": "false",
+        "LANGGRAPH_TTS_BASE_URL": sim.base_url,
+        "LANGGRAPH_TTS_MODEL": "sim-policy",
+        "LANGGRAPH_TTS_PRM_URL": sim.url,
+        "LANGGRAPH_TTS_PRM_MODEL": "sim-prm",
+        "LANGGRAPH_TTS_EMBED_URL": sim.base_url,
+        "LANGGRAPH_TTS_EMBED_MODEL": "sim-embed",
+    }
+    log = tmp_path_factory.mktemp("studio") / "langgraph-dev.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [str(cli if cli.exists() else "langgraph"), "dev", "--no-browser", "--no-reload",
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    pytest.fail(f"langgraph dev exited:\n{log.read_text()[-3000:]}")
+                try:
+                    if httpx.get(url + "/ok", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.3)
+            else:
+                pytest.fail(f"langgraph dev did not start:\n{log.read_text()[-3000:]}")
+            yield url
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_solve_math_is_served_and_answers(studio: str, sim: Any) -> None:
+    with httpx.Client(base_url=studio, timeout=120) as client:
+        found = client.post("/assistants/search", json={"graph_id": "solve_math"}).json()
+        assert found and found[0]["graph_id"] == "solve_math"
+        schemas = client.get(f"/assistants/{found[0]['assistant_id']}/schemas").json()
+        assert "strategy" in str(schemas), "the context form shows the strategy"
+        run = client.post(
+            "/runs/wait",
+            json={
+                "assistant_id": "solve_math",
+                "input": {"problem": "What is the sum of the first 10 positive odd numbers?"},
+                "context": {"strategy": "best_of_n", "budget": 4, "base_url": sim.base_url,
+                            "model": "sim-policy", "prm_url": sim.url, "prm_model": "sim-prm"},
+            },
+        )  # fmt: skip
+        assert run.status_code == 200, run.text
+        out = run.json()
+        assert out["answer"] is not None
+        assert out["result"]["strategy"] == "best_of_n"
+        assert out["ledger"]["samples"] == 4
+
+
+def test_default_context_comes_from_env_and_threads_work(studio: str) -> None:
+    with httpx.Client(base_url=studio, timeout=120) as client:
+        thread = client.post("/threads", json={}).json()["thread_id"]
+        run = client.post(
+            f"/threads/{thread}/runs/wait",
+            json={"assistant_id": "solve_math", "input": {"problem": "What is 7 times 6?"},
+                  "context": {"strategy": "rebase", "budget": 4}},
+        )  # fmt: skip
+        assert run.status_code == 200, run.text
+        assert run.json()["answer"] is not None
+        state = client.get(f"/threads/{thread}/state").json()
+        assert state["values"]["result"]["strategy"] == "rebase"
