@@ -65,9 +65,13 @@ async def run_cell(
 
 
 def render(table: dict[str, dict[int, dict[str, Any]]], budgets: list[int]) -> str:
-    head = "| strategy | " + " | ".join(f"N={b} acc" for b in budgets) + " | " + " | ".join(
-        f"N={b} tokens" for b in budgets
-    ) + " |"
+    head = (
+        "| strategy | "
+        + " | ".join(f"N={b} acc" for b in budgets)
+        + " | "
+        + " | ".join(f"N={b} tokens" for b in budgets)
+        + " |"
+    )
     sep = "|---" * (1 + 2 * len(budgets)) + "|"
     lines = [head, sep]
     for name, row in table.items():
@@ -87,13 +91,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for budget in args.budgets:
             started = time.perf_counter()
             cell = await run_cell(
-                strategy, budget, problems, scenario=args.scenario, prm_noise=noise,
-                seed=args.seed, concurrency=args.concurrency,
-            )  # fmt: skip
+                strategy,
+                budget,
+                problems,
+                scenario=args.scenario,
+                prm_noise=noise,
+                seed=args.seed,
+                concurrency=args.concurrency,
+            )
             cell["seconds"] = round(time.perf_counter() - started, 1)
             table[name][budget] = cell
-            print(f"{name:>22} N={budget:<3} acc={cell['accuracy']:.3f} "
-                  f"tokens={cell['tokens']:.0f} ({cell['seconds']}s)", file=sys.stderr)  # fmt: skip
+            print(
+                f"{name:>22} N={budget:<3} acc={cell['accuracy']:.3f} "
+                f"tokens={cell['tokens']:.0f} ({cell['seconds']}s)",
+                file=sys.stderr,
+            )
     return table
 
 
@@ -109,8 +121,10 @@ def main() -> None:
     os.environ.setdefault("LANGSMITH_TRACING", "false")
     started = time.perf_counter()
     table = asyncio.run(main_async(args))
-    print(f"\nscenario={args.scenario}, {args.problems} simulated problems, seed={args.seed}, "
-          f"{time.perf_counter() - started:.0f}s\n")  # fmt: skip
+    print(
+        f"\nscenario={args.scenario}, {args.problems} simulated problems, seed={args.seed}, "
+        f"{time.perf_counter() - started:.0f}s\n"
+    )
     print(render(table, args.budgets))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

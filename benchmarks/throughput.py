@@ -46,10 +46,19 @@ def free_port() -> int:
 def start_sim(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "langgraph_tts.cli", "sim-server", "--port", str(port),
-         "--latency-ms", str(latency_ms)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "langgraph_tts.cli",
+            "sim-server",
+            "--port",
+            str(port),
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -63,9 +72,14 @@ def start_sim(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
 
 def context(url: str, **kw: Any) -> SearchContext:
     return SearchContext(
-        base_url=url + "/v1", model="sim-policy", prm_url=url, prm_model="sim-prm",
-        embed_url=url + "/v1", embed_model="sim-embed", **kw,
-    )  # fmt: skip
+        base_url=url + "/v1",
+        model="sim-policy",
+        prm_url=url,
+        prm_model="sim-prm",
+        embed_url=url + "/v1",
+        embed_model="sim-embed",
+        **kw,
+    )
 
 
 async def graph_runs(ctx: SearchContext, problems: list[str]) -> dict[str, Any]:
@@ -95,17 +109,26 @@ async def minimal_dora(client: httpx.AsyncClient, url: str, problem: str, n: int
     frontier: dict[str, tuple[int, int]] = {"": (n, 0)}  # prefix -> (copies, tokens so far)
     done = rollouts = 0
     for it in range(40):
-        last = it == 39
 
-        async def chat(prefix: str, copies: int, used: int) -> list[tuple[str, int, bool]]:
-            messages = [{"role": "system", "content": POLICY_SYSTEM_PROMPT},
-                        {"role": "user", "content": problem}]  # fmt: skip
+        async def chat(
+            prefix: str, copies: int, used: int, it: int = it
+        ) -> list[tuple[str, int, bool]]:
+            messages = [
+                {"role": "system", "content": POLICY_SYSTEM_PROMPT},
+                {"role": "user", "content": problem},
+            ]
             body: dict[str, Any] = {
-                "model": "sim-policy", "messages": messages, "n": copies, "temperature": 0.8,
-                "top_p": 1.0, "max_tokens": min(256, 2048 - used), "stop": ["\n\n"],
-                "include_stop_str_in_output": True, "return_token_ids": True,
+                "model": "sim-policy",
+                "messages": messages,
+                "n": copies,
+                "temperature": 0.8,
+                "top_p": 1.0,
+                "max_tokens": min(256, 2048 - used),
+                "stop": ["\n\n"],
+                "include_stop_str_in_output": True,
+                "return_token_ids": True,
                 "seed": seed + 7919 * it,
-            }  # fmt: skip
+            }
             if prefix:
                 messages.append({"role": "assistant", "content": prefix})
                 body.update(continue_final_message=True, add_generation_prompt=False)
@@ -127,15 +150,24 @@ async def minimal_dora(client: httpx.AsyncClient, url: str, problem: str, n: int
 
         def prompt(text: str) -> str:
             steps = "<extra_0>".join(split_steps(text)) + "<extra_0>"
-            return (f"<|im_start|>system\n{PRM_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
-                    f"{problem}<|im_end|>\n<|im_start|>assistant\n{steps}<|im_end|>\n")  # fmt: skip
+            return (
+                f"<|im_start|>system\n{PRM_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
+                f"{problem}<|im_end|>\n<|im_start|>assistant\n{steps}<|im_end|>\n"
+            )
 
         prm, emb = await asyncio.gather(
-            client.post(url + "/pooling", json={"model": "sim-prm", "task": "token_classify",
-                                                "input": [prompt(c[0]) for c in active]}),
-            client.post(url + "/v1/embeddings", json={"model": "sim-embed",
-                                                      "input": [c[0] for c in active]}),
-        )  # fmt: skip
+            client.post(
+                url + "/pooling",
+                json={
+                    "model": "sim-prm",
+                    "task": "token_classify",
+                    "input": [prompt(c[0]) for c in active],
+                },
+            ),
+            client.post(
+                url + "/v1/embeddings", json={"model": "sim-embed", "input": [c[0] for c in active]}
+            ),
+        )
         scores = [row["data"][-1][1] for row in prm.json()["data"]]
         vectors = [d["embedding"] for d in sorted(emb.json()["data"], key=lambda d: d["index"])]
         counts = allocation.dora(scores, n, embeddings=vectors)

@@ -51,7 +51,38 @@ _EXPORTS = {
     "ServerUnavailableError": "langgraph_tts.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ChatModelPolicy",
+    "ChatPolicy",
+    "ConfigError",
+    "GenerativeVerifier",
+    "Grader",
+    "HashingEmbedder",
+    "Ledger",
+    "LocalEmbedder",
+    "OpenAIEmbedder",
+    "PoolingPRM",
+    "SamplingParams",
+    "ScaleContext",
+    "SearchContext",
+    "SearchNodes",
+    "SearchState",
+    "ServerError",
+    "ServerUnavailableError",
+    "Solver",
+    "TTSError",
+    "TreeNode",
+    "allocate",
+    "asolve",
+    "build_scale_graph",
+    "build_search_graph",
+    "build_solve_graph",
+    "create_scale_graph",
+    "create_search_graph",
+    "create_solve_graph",
+    "extract_answer",
+    "vote",
+]
 
 
 def __getattr__(name: str) -> Any:

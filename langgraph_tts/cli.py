@@ -35,8 +35,11 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--api-key", help="API key for the servers [LANGGRAPH_TTS_API_KEY]")
     s = parser.add_argument_group("strategy")
-    s.add_argument("--strategy", default="dora", help="cot, self_consistency, best_of_n, beam, "
-                   "dvts, rebase, dora or scale (default: dora)")  # fmt: skip
+    s.add_argument(
+        "--strategy",
+        default="dora",
+        help="cot, self_consistency, best_of_n, beam, dvts, rebase, dora or scale (default: dora)",
+    )
     s.add_argument("--budget", type=int, default=16, help="rollout budget N (default: 16)")
     s.add_argument("--seed", type=int, help="sampling seed")
     s.add_argument(
@@ -65,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_flags(p)
 
     e = sub.add_parser("eval", help="evaluate a strategy on a dataset")
-    e.add_argument("--dataset", required=True, help="math500, aime24, aime25, amc23, gsm8k or a JSONL path")
+    e.add_argument(
+        "--dataset", required=True, help="math500, aime24, aime25, amc23, gsm8k or a JSONL path"
+    )
     e.add_argument("--out", required=True, type=Path, help="output directory")
     e.add_argument("--limit", type=int, help="first K problems only")
     e.add_argument("--concurrency", type=int, default=32, help="problems in flight (default: 32)")
@@ -102,8 +107,17 @@ def context_from_args(args: argparse.Namespace) -> Any:
     from .errors import ConfigError
 
     values: dict[str, Any] = {"strategy": args.strategy, "budget": args.budget}
-    for flag in ("base_url", "model", "prm_url", "prm_model", "embed_url", "embed_model",
-                 "embedder", "api_key", "seed"):  # fmt: skip
+    for flag in (
+        "base_url",
+        "model",
+        "prm_url",
+        "prm_model",
+        "embed_url",
+        "embed_model",
+        "embedder",
+        "api_key",
+        "seed",
+    ):
         value = getattr(args, flag, None)
         if value is not None:
             values[flag] = value
@@ -175,8 +189,10 @@ async def _solve(args: argparse.Namespace) -> int:
     else:
         print(out.get("answer") if out.get("answer") is not None else "(no answer)")
         if result.get("verifier") == "generative_verifier":
-            print("note: no PRM configured; the policy judged the solutions (generative verifier)",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                "note: no PRM configured; the policy judged the solutions (generative verifier)",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -220,12 +236,22 @@ class _Null:
 
 class _EvalProgress:
     def __init__(self, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.progress = Progress(
-            TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-            TimeElapsedColumn(), transient=False,
-        )  # fmt: skip
+            TextColumn("[bold]eval"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            transient=False,
+        )
         self.task = self.progress.add_task("", total=total)
         self.correct = 0
         self.seen = 0

@@ -29,9 +29,7 @@ __all__ = [
     "with_overrides",
 ]
 
-SearchStrategy = Literal[
-    "cot", "self_consistency", "best_of_n", "beam", "dvts", "rebase", "dora"
-]
+SearchStrategy = Literal["cot", "self_consistency", "best_of_n", "beam", "dvts", "rebase", "dora"]
 """Strategies of the search graph. `cot`, `self_consistency` and `best_of_n` sample whole
 solutions; the others search step by step under a PRM."""
 Strategy = Literal[
@@ -49,6 +47,7 @@ ENV_SETTINGS: dict[str, tuple[str, str | None]] = {
     "api_key": ("LANGGRAPH_TTS_API_KEY", None),
     "prm_url": ("LANGGRAPH_TTS_PRM_URL", None),
     "prm_model": ("LANGGRAPH_TTS_PRM_MODEL", "Qwen/Qwen2.5-Math-PRM-7B"),
+    "prm_template": ("LANGGRAPH_TTS_PRM_TEMPLATE", None),
     "embed_url": ("LANGGRAPH_TTS_EMBED_URL", None),
     "embed_model": ("LANGGRAPH_TTS_EMBED_MODEL", "BAAI/bge-m3"),
 }
@@ -109,12 +108,19 @@ class SearchContext:
     prm_model: Annotated[str, Field(min_length=1, description="PRM model name.")] = field(
         default_factory=_env("prm_model")
     )
+    prm_template: Annotated[
+        str | None,
+        Field(
+            description="Client-side chat template of the PRM (qwen2.5), which lets one "
+            "/pooling request score a whole iteration. Empty: derived from prm_model."
+        ),
+    ] = field(default_factory=_env("prm_template"))
     embed_url: Annotated[
         str | None,
         Field(description="OpenAI-style base URL of the embedding server (…/v1), for DORA."),
     ] = field(default_factory=_env("embed_url"))
-    embed_model: Annotated[str, Field(min_length=1, description="Embedding model name.")] = (
-        field(default_factory=_env("embed_model"))
+    embed_model: Annotated[str, Field(min_length=1, description="Embedding model name.")] = field(
+        default_factory=_env("embed_model")
     )
     embedder: Annotated[
         Literal["auto", "server", "local", "hashing"],
@@ -151,7 +157,8 @@ class SearchContext:
         float, Field(gt=0.0, description="T_b: softmax temperature of PRM scores (REBASE, DORA).")
     ] = 0.1
     similarity_temperature: Annotated[
-        float, Field(gt=0.0, description="T_s: row-softmax temperature of cosine similarity (DORA).")
+        float,
+        Field(gt=0.0, description="T_s: row-softmax temperature of cosine similarity (DORA)."),
     ] = 0.01
     dora_prefilter: Annotated[
         bool,

@@ -100,6 +100,15 @@ def read_results(path: Path) -> dict[str, EvalRow]:
     return out
 
 
+def _end_torn_line(path: Path) -> None:
+    """A crash can leave a last line without its newline; end it so new rows start clean."""
+    if path.exists() and path.stat().st_size:
+        with path.open("rb+") as fh:
+            fh.seek(-1, 2)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+
+
 def summarize(rows: list[EvalRow], *, settings: dict[str, Any]) -> dict[str, Any]:
     """Accuracy and mean spend per problem over the rows without errors."""
     ok = [r for r in rows if not r.get("error")]
@@ -157,6 +166,7 @@ async def run_eval(
     limit = asyncio.Semaphore(concurrency)
     settings_dict = asdict(settings) if is_dataclass(settings) else dict(settings)
     settings_dict.pop("api_key", None)
+    _end_torn_line(results_path)
     with results_path.open("a", encoding="utf-8") as sink:
 
         async def one(item: dict[str, str]) -> EvalRow:
@@ -168,16 +178,25 @@ async def run_eval(
                     pred = out.get("answer")
                     row.update(
                         prediction=pred,
-                        correct=bool(pred is not None and await grader.aequivalent(item["answer"], pred)),
+                        correct=bool(
+                            pred is not None and await grader.aequivalent(item["answer"], pred)
+                        ),
                         ledger=out.get("ledger", {}),
-                        result={k: v for k, v in (out.get("result") or {}).items() if k != "groups"},
+                        result={
+                            k: v for k, v in (out.get("result") or {}).items() if k != "groups"
+                        },
                         error=None,
                     )
                 except ServerUnavailableError:
                     raise
                 except Exception as err:  # recorded per problem, the run goes on
                     logger.warning("problem %s failed: %s", item["id"], err)
-                    row.update(prediction=None, correct=False, ledger={}, error=f"{type(err).__name__}: {err}")
+                    row.update(
+                        prediction=None,
+                        correct=False,
+                        ledger={},
+                        error=f"{type(err).__name__}: {err}",
+                    )
                 row["wall_s"] = round(time.perf_counter() - started, 4)
                 sink.write(json.dumps(row, ensure_ascii=False) + "\n")
                 sink.flush()

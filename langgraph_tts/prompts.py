@@ -95,7 +95,9 @@ SELECT_OUTLINE_SYSTEM_PROMPT = (
     + SELECT_MARKER
     + ", for example version2, with no comment."
 )
-SELECT_OUTLINE_USER_TEMPLATE = "Problem:\n{problem}\n\nOutlines:\n{versions}\n\nWhich version is best?"
+SELECT_OUTLINE_USER_TEMPLATE = (
+    "Problem:\n{problem}\n\nOutlines:\n{versions}\n\nWhich version is best?"
+)
 
 DIFFICULTY_MARKER = "Rate the difficulty of the next sub-problem"
 DIFFICULTY_SYSTEM_PROMPT = (
@@ -111,9 +113,7 @@ DIFFICULTY_USER_TEMPLATE = (
     "Problem: {problem}\nWork so far: {context}\nNext sub-problem: {subproblem}"
 )
 
-SOLVE_SUBPROBLEM_SYSTEM_PROMPT = (
-    "Reason step by step, and put your final answer within \\boxed{}."
-)
+SOLVE_SUBPROBLEM_SYSTEM_PROMPT = "Reason step by step, and put your final answer within \\boxed{}."
 """Used for System-1 and System-2 alike, and for the CoT baseline (SCALE's choice)."""
 SOLVE_SUBPROBLEM_USER_TEMPLATE = (
     "Given conditions: {conditions}\nWork so far: {context}\nQuestion: {subproblem}"

@@ -44,11 +44,18 @@ def _chat_policy(base_url: str, model: str, api_key: str | None, concurrency: in
 
 @lru_cache(maxsize=64)
 def _pooling_prm(
-    url: str, model: str, api_key: str | None, concurrency: int, batch: str
+    url: str, model: str, api_key: str | None, concurrency: int, batch: str, template: str | None
 ) -> RewardModel:
     from .clients.prm import PoolingPRM
 
-    return PoolingPRM(url, model, api_key=api_key, max_concurrency=concurrency, batch=batch)  # type: ignore[arg-type]
+    return PoolingPRM(
+        url,
+        model,
+        api_key=api_key,
+        max_concurrency=concurrency,
+        batch=batch,
+        template=template,  # type: ignore[arg-type]
+    )
 
 
 @lru_cache(maxsize=64)
@@ -101,7 +108,12 @@ def resolve_clients(
     if reward is None:
         if ctx.prm_url:
             reward = _pooling_prm(
-                ctx.prm_url, ctx.prm_model, ctx.api_key, ctx.max_concurrency, ctx.prm_batch
+                ctx.prm_url,
+                ctx.prm_model,
+                ctx.api_key,
+                ctx.max_concurrency,
+                ctx.prm_batch,
+                ctx.prm_template or None,
             )
         else:
             reward = _verifier(pol, ctx.max_concurrency)

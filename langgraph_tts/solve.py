@@ -90,7 +90,9 @@ class Solver:
                 on_event(chunk)
             else:
                 final = chunk
-        return {k: final.get(k) for k in ("problem", "answer", "result", "ledger", "nodes", "completed")}
+        return {
+            k: final.get(k) for k in ("problem", "answer", "result", "ledger", "nodes", "completed")
+        }
 
 
 async def asolve(

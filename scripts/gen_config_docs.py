@@ -1,6 +1,6 @@
 """Regenerate docs/configuration.md from the context schemas (a test checks it is current).
 
-    python scripts/gen_config_docs.py
+python scripts/gen_config_docs.py
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from langgraph_tts.clients.types import ChatMessage, Generation, Policy, SamplingParams
 

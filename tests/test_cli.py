@@ -26,10 +26,19 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 def model_flags(sim: Any) -> list[str]:
     return [
-        "--base-url", sim.base_url, "--model", "sim-policy",
-        "--prm-url", sim.url, "--prm-model", "sim-prm",
-        "--embed-url", sim.base_url, "--embed-model", "sim-embed",
-    ]  # fmt: skip
+        "--base-url",
+        sim.base_url,
+        "--model",
+        "sim-policy",
+        "--prm-url",
+        sim.url,
+        "--prm-model",
+        "sim-prm",
+        "--embed-url",
+        sim.base_url,
+        "--embed-model",
+        "sim-embed",
+    ]
 
 
 def free_port() -> int:
@@ -41,8 +50,9 @@ def free_port() -> int:
 def test_solve_json_best_of_n_ledger_matches_server(sim: Any) -> None:
     sim.reset_stats()
     problem = "What is the sum of the first 10 positive odd numbers?"
-    proc = run_cli("solve", problem, "--strategy", "best_of_n", "--budget", "8", "--json",
-                   *model_flags(sim))  # fmt: skip
+    proc = run_cli(
+        "solve", problem, "--strategy", "best_of_n", "--budget", "8", "--json", *model_flags(sim)
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["answer"] is not None
@@ -55,8 +65,21 @@ def test_solve_json_best_of_n_ledger_matches_server(sim: Any) -> None:
 
 def test_eval_writes_results_and_summary_and_resumes(sim: Any, tmp_path: Path) -> None:
     out_dir = tmp_path / "run"
-    args = ["eval", "--dataset", "math500", "--limit", "5", "--strategy", "rebase",
-            "--budget", "4", "--out", str(out_dir), "--quiet", *model_flags(sim)]  # fmt: skip
+    args = [
+        "eval",
+        "--dataset",
+        "math500",
+        "--limit",
+        "5",
+        "--strategy",
+        "rebase",
+        "--budget",
+        "4",
+        "--out",
+        str(out_dir),
+        "--quiet",
+        *model_flags(sim),
+    ]
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines()]

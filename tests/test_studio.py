@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -33,25 +34,49 @@ def studio(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not cli.exists() and shutil.which("langgraph") is None:
         pytest.fail("langgraph-cli[inmem] is part of the dev extra; install with make test")
     port = _free_port()
-    env = {
-        **os.environ,
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "LANGGRAPH_NO_VERSION_CHECK": "1",
+    # the repo's langgraph.json, with its .env swapped for this test's simulator
+    config = json.loads((ROOT / "langgraph.json").read_text())
+    config["dependencies"] = [str(ROOT)]
+    config["graphs"] = {k: str(ROOT / v.lstrip("./")) for k, v in config["graphs"].items()}
+    config["env"] = {
         "LANGSMITH_TRACING": "false",
         "LANGGRAPH_TTS_BASE_URL": sim.base_url,
         "LANGGRAPH_TTS_MODEL": "sim-policy",
         "LANGGRAPH_TTS_PRM_URL": sim.url,
         "LANGGRAPH_TTS_PRM_MODEL": "sim-prm",
+        "LANGGRAPH_TTS_PRM_TEMPLATE": "qwen2.5",
         "LANGGRAPH_TTS_EMBED_URL": sim.base_url,
         "LANGGRAPH_TTS_EMBED_MODEL": "sim-embed",
     }
-    log = tmp_path_factory.mktemp("studio") / "langgraph-dev.log"
+    workdir = tmp_path_factory.mktemp("studio")
+    (workdir / "langgraph.json").write_text(json.dumps(config))
+    env = {
+        **os.environ,
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGGRAPH_NO_VERSION_CHECK": "1",
+        "LANGSMITH_TRACING": "false",
+    }
+    log = workdir / "langgraph-dev.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [str(cli if cli.exists() else "langgraph"), "dev", "--no-browser", "--no-reload",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                str(cli if cli.exists() else "langgraph"),
+                "dev",
+                "--no-browser",
+                "--no-reload",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--config",
+                str(workdir / "langgraph.json"),
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 90
@@ -68,11 +93,20 @@ def studio(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pytest.fail(f"langgraph dev did not start:\n{log.read_text()[-3000:]}")
             yield url
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=15)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def test_solve_math_is_served_and_answers(studio: str, sim: Any) -> None:
@@ -86,10 +120,16 @@ def test_solve_math_is_served_and_answers(studio: str, sim: Any) -> None:
             json={
                 "assistant_id": "solve_math",
                 "input": {"problem": "What is the sum of the first 10 positive odd numbers?"},
-                "context": {"strategy": "best_of_n", "budget": 4, "base_url": sim.base_url,
-                            "model": "sim-policy", "prm_url": sim.url, "prm_model": "sim-prm"},
+                "context": {
+                    "strategy": "best_of_n",
+                    "budget": 4,
+                    "base_url": sim.base_url,
+                    "model": "sim-policy",
+                    "prm_url": sim.url,
+                    "prm_model": "sim-prm",
+                },
             },
-        )  # fmt: skip
+        )
         assert run.status_code == 200, run.text
         out = run.json()
         assert out["answer"] is not None
@@ -102,9 +142,12 @@ def test_default_context_comes_from_env_and_threads_work(studio: str) -> None:
         thread = client.post("/threads", json={}).json()["thread_id"]
         run = client.post(
             f"/threads/{thread}/runs/wait",
-            json={"assistant_id": "solve_math", "input": {"problem": "What is 7 times 6?"},
-                  "context": {"strategy": "rebase", "budget": 4}},
-        )  # fmt: skip
+            json={
+                "assistant_id": "solve_math",
+                "input": {"problem": "What is 7 times 6?"},
+                "context": {"strategy": "rebase", "budget": 4},
+            },
+        )
         assert run.status_code == 200, run.text
         assert run.json()["answer"] is not None
         state = client.get(f"/threads/{thread}/state").json()

@@ -100,13 +100,28 @@ class SearchNodes:
             msg = f"strategy {ctx.strategy!r} is not a search strategy (use the SCALE graph)"
             raise ConfigError(msg)
         if ctx.rounding == "sequential_ceil" and ctx.strategy not in ("rebase",):
-            msg = "rounding='sequential_ceil' is original REBASE's rule; use it with strategy rebase"
+            msg = (
+                "rounding='sequential_ceil' is original REBASE's rule; use it with strategy rebase"
+            )
             raise ConfigError(msg)
         root = TreeNode(
-            id=0, parent=None, depth=0, iteration=-1, text="", tokens=0, total_tokens=0,
-            finish=None, score=None, step_scores=None, gamma=None, weight=None,
-            rollouts=rollout_budget(ctx), group=0, answer=None, outcome="step",
-        )  # fmt: skip
+            id=0,
+            parent=None,
+            depth=0,
+            iteration=-1,
+            text="",
+            tokens=0,
+            total_tokens=0,
+            finish=None,
+            score=None,
+            step_scores=None,
+            gamma=None,
+            weight=None,
+            rollouts=rollout_budget(ctx),
+            group=0,
+            answer=None,
+            outcome="step",
+        )
         return {
             "problem": problem,
             "nodes": Overwrite([root]),
@@ -162,7 +177,9 @@ class SearchNodes:
                 stop=None if last else (STEP_DELIMITER,),
             )
             jobs.append(
-                policy.generate(messages, n=copies, params=params, continue_final_message=bool(prefix))
+                policy.generate(
+                    messages, n=copies, params=params, continue_final_message=bool(prefix)
+                )
             )
             plan.append((nid, copies))
         generations = await asyncio.gather(*jobs)
@@ -175,15 +192,28 @@ class SearchNodes:
                 group = parent["group"]
                 if nid == 0:
                     group = j // ctx.beam_width if ctx.strategy == "dvts" else j
-                outcome = "eos" if sample.ended_solution else "length" if sample.truncated else "step"
+                outcome = (
+                    "eos" if sample.ended_solution else "length" if sample.truncated else "step"
+                )
                 new_nodes.append(
                     TreeNode(
-                        id=next_id, parent=nid, depth=parent["depth"] + 1, iteration=it,
-                        text=sample.text, tokens=sample.tokens,
-                        total_tokens=parent["total_tokens"] + sample.tokens, finish=None,
-                        score=None, step_scores=None, gamma=None, weight=None, rollouts=0,
-                        group=group, answer=None, outcome=outcome,
-                    )  # fmt: skip
+                        id=next_id,
+                        parent=nid,
+                        depth=parent["depth"] + 1,
+                        iteration=it,
+                        text=sample.text,
+                        tokens=sample.tokens,
+                        total_tokens=parent["total_tokens"] + sample.tokens,
+                        finish=None,
+                        score=None,
+                        step_scores=None,
+                        gamma=None,
+                        weight=None,
+                        rollouts=0,
+                        group=group,
+                        answer=None,
+                        outcome=outcome,
+                    )
                 )
                 next_id += 1
             for key, value in _policy_delta(ctx, len(gen.samples), gen.usage).items():
@@ -254,7 +284,9 @@ class SearchNodes:
         ]
         usage = scores.usage
         if clients.verifier == "prm":
-            delta = Ledger(prm_requests=usage.requests, prm_scored=len(ids), prm_tokens=usage.total_tokens)
+            delta = Ledger(
+                prm_requests=usage.requests, prm_scored=len(ids), prm_tokens=usage.total_tokens
+            )
             add_flops(delta, ctx.prm_params_b, usage.total_tokens)
         else:
             delta = Ledger(verifier_requests=usage.requests, verifier_tokens=usage.total_tokens)
@@ -279,9 +311,7 @@ class SearchNodes:
         vectors = {str(nid): list(v) for nid, v in zip(active, result.vectors, strict=True)}
         return {"embeddings": vectors, "ledger": delta}
 
-    async def allocate(
-        self, state: SearchState, runtime: Runtime[SearchContext]
-    ) -> dict[str, Any]:
+    async def allocate(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
         """Turn scores (and embeddings) into next iteration's rollouts; stream the decision."""
         ctx = self.context(runtime)
         nodes, it = state["nodes"], state["iteration"]
@@ -372,9 +402,7 @@ def _finish_reason(node: TreeNode, ctx: SearchContext, last: bool) -> str | None
     return None
 
 
-def _apply_sample_cap(
-    counts: dict[int, int], ctx: SearchContext, ledger: Ledger
-) -> dict[int, int]:
+def _apply_sample_cap(counts: dict[int, int], ctx: SearchContext, ledger: Ledger) -> dict[int, int]:
     if ctx.max_samples is None:
         return counts
     room = ctx.max_samples - ledger.get("samples", 0)

@@ -1,0 +1,278 @@
+"""The policy client: vLLM's OpenAI-compatible `/v1/chat/completions`, `n` choices per request.
+
+Why not the OpenAI SDK: vLLM's per-choice `stop_reason` (the matched stop string, or `None` for
+EOS) is what tells "a step ended" from "the solution ended", and `token_ids` gives exact
+per-choice token counts; both are vLLM extras that this client reads straight from the JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from langgraph_tts.clients._http import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    Backoff,
+    HTTPClient,
+    run_sync,
+)
+from langgraph_tts.clients.types import ChatMessage, Generation, Sample, SamplingParams, Usage
+from langgraph_tts.errors import ServerError
+
+__all__ = ["ChatPolicy", "build_chat_body", "check_messages", "parse_chat_response", "split_tokens"]
+
+logger = logging.getLogger(__name__)
+
+_warned_no_usage = False
+
+
+class ChatPolicy:
+    """A `Policy` over vLLM's chat completions API: one request per call with `n` choices.
+
+    Args:
+        base_url: The OpenAI-style base URL, ending in `/v1` (`http://127.0.0.1:8000/v1`).
+        model: The served model name (`vllm serve <model>` or `--served-model-name`).
+        api_key: vLLM's `--api-key`, if the server was started with one.
+        max_concurrency: Requests in flight at once (per event loop).
+        timeout_s: Read timeout of one attempt; long generations need minutes.
+        connect_timeout_s: Connect timeout of one attempt.
+        max_retries: Attempts after the first on connection errors, 408, 429 and 5xx.
+        transport: httpx transport override, for tests (`httpx.MockTransport`).
+        backoff: Wait settings between attempts.
+
+    Example:
+        ```python
+        policy = ChatPolicy("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-1.5B-Instruct")
+        gen = await policy.generate(
+            [{"role": "user", "content": "What is 2+2?"}],
+            n=4,
+            params=SamplingParams(stop=("\\n\\n",)),
+        )
+        ```
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.model = model
+        self._http = HTTPClient(
+            base_url,
+            role="policy",
+            api_key=api_key,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            max_retries=max_retries,
+            max_concurrency=max_concurrency,
+            transport=transport,
+            backoff=backoff,
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The `/v1` base URL requests go to."""
+        return self._http.root_url
+
+    def __repr__(self) -> str:
+        return f"ChatPolicy(base_url={self.base_url!r}, model={self.model!r})"
+
+    async def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        n: int = 1,
+        params: SamplingParams | None = None,
+        continue_final_message: bool = False,
+    ) -> Generation:
+        """Draw `n` choices for one prompt in one request.
+
+        Args:
+            messages: The chat so far. With `continue_final_message`, the last message must be
+                the partial assistant message to continue (step-wise search).
+            n: Number of choices; vLLM shares the prompt's KV cache between them.
+            params: Sampling settings; `SamplingParams()` when omitted.
+            continue_final_message: Continue the final assistant message instead of starting
+                a new one (sends `add_generation_prompt: false`).
+
+        Returns:
+            The `n` samples, ordered by choice index, and the request's usage.
+
+        Raises:
+            ServerError: The server failed, or returned a different number of choices.
+            ServerUnavailableError: The server could not be reached.
+        """
+        body = build_chat_body(
+            self.model,
+            messages,
+            n=n,
+            params=params or SamplingParams(),
+            continue_final_message=continue_final_message,
+        )
+        data = await self._http.post("/chat/completions", body)
+        return parse_chat_response(data, n=n, url=self._http.url("/chat/completions"))
+
+    def generate_sync(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        n: int = 1,
+        params: SamplingParams | None = None,
+        continue_final_message: bool = False,
+    ) -> Generation:
+        """Blocking `generate` for scripts and notebooks without a running loop."""
+        coro = self.generate(
+            messages, n=n, params=params, continue_final_message=continue_final_message
+        )
+        return run_sync(coro)
+
+    async def list_models(self) -> list[str]:
+        """The model names the server serves (`GET /v1/models`), to check `model` early."""
+        data = await self._http.get("/models")
+        return [str(m["id"]) for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
+
+    async def aclose(self) -> None:
+        """Close the connection pool of the running event loop."""
+        await self._http.aclose()
+
+
+def check_messages(messages: Sequence[ChatMessage], n: int, continue_final_message: bool) -> None:
+    """Reject requests vLLM would reject later with a less helpful message."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not messages:
+        raise ValueError("messages must not be empty")
+    if continue_final_message and messages[-1]["role"] != "assistant":
+        raise ValueError(
+            "continue_final_message=True needs the last message to be the partial assistant "
+            f"message to continue, got role {messages[-1]['role']!r}"
+        )
+
+
+def build_chat_body(
+    model: str,
+    messages: Sequence[ChatMessage],
+    *,
+    n: int,
+    params: SamplingParams,
+    continue_final_message: bool = False,
+) -> dict[str, Any]:
+    """The JSON body of one chat completion request; `params.extra_body` is merged last."""
+    check_messages(messages, n, continue_final_message)
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+        "n": n,
+    }
+    for key in ("temperature", "top_p", "max_tokens"):
+        value = getattr(params, key)
+        if value is not None:
+            body[key] = value
+    if params.stop:
+        body["stop"] = list(params.stop)
+    body["include_stop_str_in_output"] = params.include_stop_str_in_output
+    body["return_token_ids"] = True
+    for key in ("top_k", "min_p", "seed", "chat_template_kwargs"):
+        value = getattr(params, key)
+        if value is not None:
+            body[key] = value
+    if params.logprobs:
+        body["logprobs"] = True
+        if params.top_logprobs is not None:
+            body["top_logprobs"] = params.top_logprobs
+    if continue_final_message:
+        body["continue_final_message"] = True
+        body["add_generation_prompt"] = False
+    body.update(params.extra_body)
+    return body
+
+
+def parse_chat_response(data: dict[str, Any], *, n: int, url: str) -> Generation:
+    """Turn a chat completion response into samples ordered by choice index, plus usage."""
+    choices = data.get("choices")
+    if not isinstance(choices, list) or len(choices) != n:
+        got = len(choices) if isinstance(choices, list) else "no"
+        raise ServerError(
+            f"policy server at {url} returned {got} choices for n={n}", url=url, status=200
+        )
+    choices = sorted(choices, key=lambda c: int(c.get("index", 0)))
+    usage = data.get("usage") or {}
+    token_ids = [c.get("token_ids") for c in choices]
+    if all(isinstance(t, list) for t in token_ids):
+        tokens = [len(t) for t in token_ids if isinstance(t, list)]
+    else:
+        weights = []
+        for c in choices:
+            message = c.get("message") or {}
+            reasoning = _reasoning_of(message) or ""
+            weights.append(len(message.get("content") or "") + len(reasoning))
+        tokens = split_tokens(int(usage.get("completion_tokens") or 0), weights)
+    samples = [_sample_of(c, t) for c, t in zip(choices, tokens, strict=True)]
+    return Generation(samples=samples, usage=_usage_of(usage, sum(tokens)))
+
+
+def _sample_of(choice: dict[str, Any], tokens: int) -> Sample:
+    message = choice.get("message") or {}
+    logprobs = choice.get("logprobs")
+    return Sample(
+        text=message.get("content") or "",
+        finish_reason=choice.get("finish_reason"),
+        stop_reason=choice.get("stop_reason"),
+        tokens=tokens,
+        reasoning=_reasoning_of(message),
+        logprobs=logprobs.get("content") if isinstance(logprobs, dict) else None,
+    )
+
+
+def _reasoning_of(message: dict[str, Any]) -> str | None:
+    """vLLM's reasoning parsers put thinking text in `reasoning_content` (older) or
+    `reasoning` (newer)."""
+    value = message.get("reasoning_content") or message.get("reasoning")
+    return str(value) if value else None
+
+
+def _usage_of(usage: dict[str, Any], fallback_completion: int) -> Usage:
+    """Usage from the response; without a `usage` object, count what the choices say."""
+    global _warned_no_usage
+    if not usage and not _warned_no_usage:
+        _warned_no_usage = True
+        logger.warning("policy server sent no `usage`; prompt tokens will be counted as 0")
+    completion = usage.get("completion_tokens")
+    return Usage(
+        requests=1,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(completion) if completion is not None else fallback_completion,
+    )
+
+
+def split_tokens(total: int, weights: Sequence[int | float]) -> list[int]:
+    """Split `total` tokens across choices in proportion to `weights` (text lengths) so the
+    parts are integers that add up to `total` exactly (largest-remainder rounding)."""
+    if not weights:
+        return []
+    total = max(0, total)
+    weight_sum = float(sum(weights))
+    if weight_sum <= 0:
+        shares = [total / len(weights)] * len(weights)
+    else:
+        shares = [total * w / weight_sum for w in weights]
+    parts = [int(s) for s in shares]
+    left = total - sum(parts)
+    by_remainder = sorted(range(len(shares)), key=lambda i: (parts[i] - shares[i], i))
+    for i in by_remainder[:left]:
+        parts[i] += 1
+    return parts

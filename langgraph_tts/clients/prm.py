@@ -1,0 +1,316 @@
+"""The process reward model client: vLLM's `POST /pooling` with `task: "token_classify"`.
+
+A step PRM such as Qwen2.5-Math-PRM-7B reads the solution with `<extra_0>` after every step;
+vLLM's STEP pooler returns one row `[p_negative, p_positive]` per `<extra_0>`, and the step's
+reward is the positive column.
+
+Two request shapes (both documented by vLLM):
+
+- batched: the chat template applied here, client-side, and ONE request whose `input` is the
+  list of templated strings, one per candidate. Needs a template we know (`PRM_TEMPLATES`).
+- unbatched: one `messages` request per candidate, templated by the server. Works for any
+  chat-templated step PRM but costs one request per candidate.
+
+With `batch="auto"` the batched form is used when the model's template is known, and a server
+that rejects it with HTTP 400 is remembered and sent unbatched requests from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import httpx
+
+from langgraph_tts.clients._http import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    Backoff,
+    HTTPClient,
+    run_sync,
+)
+from langgraph_tts.clients.types import Scores, Usage
+from langgraph_tts.errors import ConfigError, ServerError
+from langgraph_tts.prompts import PRM_SYSTEM_PROMPT
+
+__all__ = [
+    "PRM_STEP_TAG",
+    "PRM_TEMPLATES",
+    "Aggregation",
+    "BatchMode",
+    "PoolingPRM",
+    "aggregate",
+    "template_for_model",
+]
+
+logger = logging.getLogger(__name__)
+
+PRM_STEP_TAG = "<extra_0>"
+"""The token after each step whose pooled output is that step's reward (Qwen2.5-Math-PRM)."""
+
+BatchMode = Literal["auto", "on", "off"]
+Aggregation = Literal["last", "min", "prod", "mean"]
+
+_REJECTED_BATCH_STATUSES = frozenset({400, 422})
+
+
+def _qwen25_template(problem: str, steps: list[str]) -> str:
+    """Qwen2.5's chat template for system/user/assistant, without a generation prompt."""
+    assistant = PRM_STEP_TAG.join(steps) + PRM_STEP_TAG
+    return (
+        f"<|im_start|>system\n{PRM_SYSTEM_PROMPT}<|im_end|>\n"
+        f"<|im_start|>user\n{problem}<|im_end|>\n"
+        f"<|im_start|>assistant\n{assistant}<|im_end|>\n"
+    )
+
+
+PRM_TEMPLATES: dict[str, Callable[[str, list[str]], str]] = {"qwen2.5": _qwen25_template}
+"""Client-side chat templates of the PRMs we know, by name; each maps (problem, steps) to the
+exact prompt string the server's own template would produce."""
+
+_KNOWN_MODELS = {
+    "qwen2.5": ("qwen2.5-math-prm-7b", "qwen2.5-math-prm-72b"),
+}
+
+
+def template_for_model(model: str) -> str | None:
+    """The `PRM_TEMPLATES` key for a served model name (a path or `org/name` is fine), or `None`
+    when the PRM is not one we know."""
+    name = model.lower()
+    for key, names in _KNOWN_MODELS.items():
+        if any(known in name for known in names):
+            return key
+    return None
+
+
+def aggregate(step_scores: Sequence[float], how: Aggregation = "last") -> float:
+    """One score for a solution from its step scores (search-and-learn's aggregations).
+
+    Raises:
+        ValueError: `step_scores` is empty (a solution has at least one step; 0.0 would rank
+            it as a confidently wrong answer) or `how` is unknown.
+    """
+    if not step_scores:
+        raise ValueError("cannot aggregate an empty list of step scores")
+    if how == "last":
+        return float(step_scores[-1])
+    if how == "min":
+        return float(min(step_scores))
+    if how == "prod":
+        return float(math.prod(step_scores))
+    if how == "mean":
+        return float(sum(step_scores) / len(step_scores))
+    raise ValueError(f"unknown aggregation {how!r}; use one of last, min, prod, mean")
+
+
+class PoolingPRM:
+    """A `RewardModel` served by vLLM's pooling runner (`vllm serve <prm> --runner pooling`).
+
+    Args:
+        url: The server ROOT (`http://127.0.0.1:8001`), not `/v1`: `/pooling` is not an
+            OpenAI route.
+        model: The served model name.
+        batch: `"on"`: one request for all candidates (needs a known template); `"off"`: one
+            request per candidate; `"auto"`: batched when possible, falling back on HTTP 400.
+        api_key: vLLM's `--api-key`, if set.
+        max_concurrency: Requests in flight at once (per event loop), for unbatched scoring.
+        truncate_prompt_tokens: Sent to vLLM, which then keeps only the last k prompt tokens;
+            early steps may then lose their rows (see `score`).
+        template: A `PRM_TEMPLATES` key overriding the one derived from `model`.
+        timeout_s: Read timeout of one attempt.
+        connect_timeout_s: Connect timeout of one attempt.
+        max_retries: Attempts after the first on connection errors, 408, 429 and 5xx.
+        transport: httpx transport override, for tests.
+        backoff: Wait settings between attempts.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        *,
+        batch: BatchMode = "auto",
+        api_key: str | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        truncate_prompt_tokens: int | None = None,
+        template: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if batch not in ("auto", "on", "off"):
+            raise ConfigError(f"batch must be 'auto', 'on' or 'off', got {batch!r}")
+        if template is not None and template not in PRM_TEMPLATES:
+            raise ConfigError(
+                f"unknown PRM template {template!r}; known: {', '.join(sorted(PRM_TEMPLATES))}"
+            )
+        self.model = model
+        self.template = template or template_for_model(model)
+        if batch == "on" and self.template is None:
+            raise ConfigError(
+                f"batch='on' needs a client-side chat template, and none is known for PRM "
+                f"{model!r}; pass template= (one of {', '.join(sorted(PRM_TEMPLATES))}) or "
+                "batch='auto'/'off'"
+            )
+        self.batch: BatchMode = batch
+        self.truncate_prompt_tokens = truncate_prompt_tokens
+        self._batched = batch != "off" and self.template is not None
+        self._warned_rows = False
+        self._http = HTTPClient(
+            url,
+            role="prm",
+            api_key=api_key,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            max_retries=max_retries,
+            max_concurrency=max_concurrency,
+            transport=transport,
+            backoff=backoff,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"PoolingPRM(url={self._http.root_url!r}, model={self.model!r}, "
+            f"batch={self.batch!r}, batched={self._batched})"
+        )
+
+    @property
+    def batched(self) -> bool:
+        """Whether the next `score` sends one request for all candidates."""
+        return self._batched
+
+    async def score(self, problem: str, steps: Sequence[Sequence[str]]) -> Scores:
+        """Per-step rewards in [0, 1] for each candidate.
+
+        Args:
+            problem: The problem text (the PRM's user message).
+            steps: One list of steps per candidate; every candidate needs at least one step.
+
+        Returns:
+            `step_scores[i][j]` is the reward of candidate i's step j. If the server returned
+            fewer rows than steps (left truncation), the list covers the LAST steps.
+
+        Raises:
+            ValueError: A candidate has no steps.
+            ServerError: The server failed or returned no step rows (not a STEP-pooling PRM).
+        """
+        candidates = [_clean_steps(s, i) for i, s in enumerate(steps)]
+        if not candidates:
+            return Scores(step_scores=[], usage=Usage(), source="prm")
+        if self._batched:
+            try:
+                return await self._score_batched(problem, candidates)
+            except ServerError as err:
+                if self.batch != "auto" or err.status not in _REJECTED_BATCH_STATUSES:
+                    raise
+                self._batched = False
+                logger.warning(
+                    "PRM server %s rejected the batched /pooling request (%s); "
+                    "sending one request per candidate from now on",
+                    self._http.root_url,
+                    err,
+                )
+        return await self._score_unbatched(problem, candidates)
+
+    def score_sync(self, problem: str, steps: Sequence[Sequence[str]]) -> Scores:
+        """Blocking `score` for scripts without a running loop."""
+        return run_sync(self.score(problem, steps))
+
+    async def aclose(self) -> None:
+        """Close the connection pool of the running event loop."""
+        await self._http.aclose()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _body(self, **fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, **fields, "task": "token_classify"}
+        if self.truncate_prompt_tokens is not None:
+            body["truncate_prompt_tokens"] = self.truncate_prompt_tokens
+        return body
+
+    async def _score_batched(self, problem: str, candidates: list[list[str]]) -> Scores:
+        assert self.template is not None
+        render = PRM_TEMPLATES[self.template]
+        body = self._body(input=[render(problem, c) for c in candidates])
+        data = await self._http.post("/pooling", body)
+        items = _items_of(data, len(candidates), self._http.url("/pooling"))
+        step_scores = [
+            self._rewards(item, len(c)) for item, c in zip(items, candidates, strict=True)
+        ]
+        return Scores(step_scores=step_scores, usage=_usage_of(data, 1), source="prm")
+
+    async def _score_unbatched(self, problem: str, candidates: list[list[str]]) -> Scores:
+        results = await asyncio.gather(*(self._score_one(problem, c) for c in candidates))
+        usage = sum((u for _, u in results), Usage())
+        return Scores(step_scores=[s for s, _ in results], usage=usage, source="prm")
+
+    async def _score_one(self, problem: str, steps: list[str]) -> tuple[list[float], Usage]:
+        messages = [
+            {"role": "system", "content": PRM_SYSTEM_PROMPT},
+            {"role": "user", "content": problem},
+            {"role": "assistant", "content": PRM_STEP_TAG.join(steps) + PRM_STEP_TAG},
+        ]
+        data = await self._http.post("/pooling", self._body(messages=messages))
+        (item,) = _items_of(data, 1, self._http.url("/pooling"))
+        return self._rewards(item, len(steps)), _usage_of(data, 1)
+
+    def _rewards(self, item: Any, n_steps: int) -> list[float]:
+        """Column 1 (P(positive)) of each step row, aligned to the last steps if rows are short."""
+        url = self._http.url("/pooling")
+        rows = item.get("data") if isinstance(item, dict) else None
+        if (
+            not isinstance(rows, list)
+            or not rows
+            or not all(isinstance(r, list) and r for r in rows)
+        ):
+            raise ServerError(
+                f"PRM server at {url} returned no per-step rows for model {self.model!r}; it "
+                "may not be a STEP-pooling PRM (serve a process reward model such as "
+                "Qwen/Qwen2.5-Math-PRM-7B with `--runner pooling`)",
+                url=url,
+                status=200,
+            )
+        if len(rows) != n_steps:
+            if not self._warned_rows:
+                self._warned_rows = True
+                logger.warning(
+                    "PRM %s returned %d step rows for %d steps (truncated prompt?); keeping the "
+                    "last %d (warned once)",
+                    self.model,
+                    len(rows),
+                    n_steps,
+                    min(len(rows), n_steps),
+                )
+            rows = rows[-min(len(rows), n_steps) :]
+        return [float(row[1] if len(row) > 1 else row[0]) for row in rows]
+
+
+def _clean_steps(steps: Sequence[str], index: int) -> list[str]:
+    """Steps as a list, with literal step tags removed so rows and steps stay aligned."""
+    if isinstance(steps, str):
+        raise ValueError(f"candidate {index}: steps must be a list of strings, not a string")
+    if not steps:
+        raise ValueError(f"candidate {index} has no steps; the PRM scores at least one step")
+    return [s.replace(PRM_STEP_TAG, "") for s in steps]
+
+
+def _items_of(data: dict[str, Any], expected: int, url: str) -> list[Any]:
+    items = data.get("data")
+    if not isinstance(items, list) or len(items) != expected:
+        got = len(items) if isinstance(items, list) else "no"
+        raise ServerError(
+            f"PRM server at {url} returned {got} results for {expected} inputs", url=url, status=200
+        )
+    return sorted(items, key=lambda it: int(it.get("index", 0)) if isinstance(it, dict) else 0)
+
+
+def _usage_of(data: dict[str, Any], requests: int) -> Usage:
+    usage = data.get("usage") or {}
+    return Usage(requests=requests, prompt_tokens=int(usage.get("prompt_tokens") or 0))

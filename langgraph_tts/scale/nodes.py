@@ -1,0 +1,424 @@
+"""Async nodes of SCALE: decompose, assess_difficulty, route, solve_system1/2, propagate, finalize.
+
+```
+decompose -> assess_difficulty -> route -> solve_system1 | solve_system2 -> propagate
+                  ^                                                           |
+                  \\------------------- next sub-problem ----------------------/-> finalize
+```
+The nodes are methods of `ScaleNodes` so that clients can be bound when a graph is built and
+otherwise resolved from the run's context URLs. Each one takes a state dict and a
+`Runtime[ScaleContext]` and returns a state update, so it can be called directly or placed in
+a user's own graph. Module-level aliases (`decompose`, `assess_difficulty`, ...) are the nodes
+of a `ScaleNodes()` with no bound clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
+
+from ..clients.types import ChatMessage, Embedder, Policy, RewardModel
+from ..context import ScaleContext, SearchContext
+from ..errors import ConfigError
+from ..ledger import Ledger, merge_ledgers
+from ..prompts import SOLVE_SUBPROBLEM_SYSTEM_PROMPT, SOLVE_SUBPROBLEM_USER_TEMPLATE
+from .difficulty import (
+    FALLBACK_DIFFICULTY,
+    FORCED_LAST_DIFFICULTY,
+    NO_CONTEXT,
+    assessment_update,
+    score_difficulty,
+    work_for,
+)
+from .outline import sample_outlines, select_outline
+from .report import NO_ANSWER, build_report, subproblem_answer
+from .search import SearchSolver
+from .state import Mode, ScaleState, SubProblem
+from .systems import (
+    derive_seed,
+    policy_delta,
+    resolve_system,
+    system_params,
+)
+
+__all__ = [
+    "FALLBACK_DIFFICULTY",
+    "FORCED_LAST_DIFFICULTY",
+    "NO_ANSWER",
+    "NO_CONTEXT",
+    "SOLVE_RETRIES",
+    "ScaleNodes",
+    "assess_difficulty",
+    "decompose",
+    "finalize",
+    "next_step",
+    "propagate",
+    "route",
+    "route_subproblem",
+    "solve_system1",
+    "solve_system2",
+]
+
+logger = logging.getLogger(__name__)
+
+SOLVE_RETRIES = 1
+"""Re-asks of a solver that returned an empty text without hitting its token limit."""
+
+
+def route_subproblem(difficulty: float, tau: float) -> Mode:
+    """System-1 when `difficulty <= tau`, System-2 when `difficulty > tau` (strict, as in the
+    SCALE code, so tau = 0.9 with the forced last score 0.9 routes nothing to System-2).
+    A NaN difficulty counts as hard."""
+    if math.isnan(difficulty) or difficulty > tau:
+        return "system2"
+    return "system1"
+
+
+@dataclass
+class _Solved:
+    """What a solver produced for one sub-problem."""
+
+    solution: str
+    reasoning: str | None
+    finish_reason: str | None
+    ledger: Ledger
+    solver: str
+    search: dict[str, Any] | None = None
+    answer: str | None = None
+    """The answer a search voted for (single samples leave it to extraction)."""
+
+
+class ScaleNodes:
+    """SCALE's nodes, bound to optional clients and default settings.
+
+    Args:
+        policy: Default client of both systems.
+        system1: Client of System-1 (and of decompose, select and difficulty).
+        system2: Client of System-2.
+        prm: Reward model for System-2 searches (default: `prm_url`, else a generative verifier).
+        embedder: Embedder for System-2 DORA searches.
+        grader: Answer-equivalence grader of System-2 search votes.
+        defaults: Settings of runs that pass no context.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: Policy | None = None,
+        system1: Policy | None = None,
+        system2: Policy | None = None,
+        prm: RewardModel | None = None,
+        embedder: Embedder | None = None,
+        grader: Any = None,
+        defaults: ScaleContext | None = None,
+    ) -> None:
+        self.policy = policy
+        self.system1 = system1
+        self.system2 = system2
+        self._defaults = defaults
+        self.searcher = SearchSolver(prm=prm, embedder=embedder, grader=grader)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    @property
+    def defaults(self) -> ScaleContext:
+        """Settings of runs without a context (built on first use: they read the environment)."""
+        if self._defaults is None:
+            self._defaults = ScaleContext()
+        return self._defaults
+
+    def context(self, runtime: Runtime[ScaleContext] | None) -> ScaleContext:
+        """The run's context (a plain `SearchContext` gets the SCALE defaults), or the defaults."""
+        ctx = runtime.context if runtime is not None else None
+        if ctx is None:
+            return self.defaults
+        if isinstance(ctx, ScaleContext):
+            return ctx
+        if isinstance(ctx, SearchContext):
+            shared = {f.name: getattr(ctx, f.name) for f in fields(SearchContext)}
+            return replace(self.defaults, **shared)
+        msg = f"context must be a ScaleContext, got {type(ctx).__name__}"
+        raise ConfigError(msg)
+
+    def client(self, ctx: ScaleContext, mode: Mode) -> Policy:
+        """The policy of System-1 or System-2 for this run."""
+        bound = self.system1 if mode == "system1" else self.system2
+        return resolve_system(ctx, mode, bound=bound, default=self.policy)
+
+    # --- nodes -------------------------------------------------------------------------------
+
+    async def decompose(self, state: ScaleState, runtime: Runtime[ScaleContext]) -> dict[str, Any]:
+        """Sample `outline_versions` outlines concurrently, choose one, end it with the question.
+
+        Without any valid outline the whole problem becomes one System-2 sub-problem.
+        """
+        ctx = self.context(runtime)
+        problem = (state.get("problem") or "").strip()
+        if not problem:
+            raise ConfigError("problem must be a non-empty string")
+        conditions = (state.get("conditions") or "").strip() or problem
+        question = (state.get("question") or "").strip() or problem
+        policy = self.client(ctx, "system1")
+        versions, spent = await sample_outlines(policy, ctx, problem)
+        selection = await select_outline(policy, ctx, problem, versions)
+        overhead = merge_ledgers(spent, selection.ledger)
+        fallbacks = list(selection.fallbacks)
+        chosen = selection.version
+        if chosen is None or not chosen["steps"]:
+            last_error = next((v["error"] for v in reversed(versions) if v["error"]), "unknown")
+            fallbacks.append(
+                f"decompose: none of {len(versions)} outline versions was valid after "
+                f"{ctx.format_retries + 1} attempts each (last error: {last_error}); solved "
+                "the whole problem as one System-2 sub-problem"
+            )
+            subs = [_subproblem(0, question, FALLBACK_DIFFICULTY, "whole_problem", "system2")]
+        else:
+            steps = [*chosen["steps"][:-1], question]
+            subs = [_subproblem(i, text) for i, text in enumerate(steps)]
+        logger.debug("decompose: %d sub-problems via %s", len(subs), selection.method)
+        return {
+            "problem": problem,
+            "conditions": conditions,
+            "question": question,
+            "outlines": versions,
+            "selected_version": chosen["version"] if chosen else None,
+            "selection": selection.method,
+            "subproblems": Overwrite(subs),
+            "current": 0,
+            "context": [],
+            "fallbacks": Overwrite(fallbacks),
+            "overhead": Overwrite(overhead),
+            "ledger": Overwrite(dict(overhead)),
+            "started_at": time.time(),
+            "answer": None,
+            "result": {},
+        }
+
+    async def assess_difficulty(
+        self, state: ScaleState, runtime: Runtime[ScaleContext]
+    ) -> dict[str, Any]:
+        """Score the current sub-problem (sequential) or all of them at once (upfront).
+
+        Sequential (paper): the model sees earlier sub-problems with their answers. Upfront
+        (SCALE code): each sub-problem is scored from the descriptions before it, concurrently,
+        on the first visit. Already-scored sub-problems are skipped, so this node is a no-op
+        after the upfront pass and for fallback sub-problems.
+        """
+        ctx = self.context(runtime)
+        subs, current = state["subproblems"], state.get("current", 0)
+        if ctx.difficulty_mode == "upfront":
+            targets = [s["index"] for s in subs if s.get("difficulty") is None]
+        else:
+            targets = [current] if subs[current].get("difficulty") is None else []
+        if not targets:
+            return {}
+        policy = self.client(ctx, "system1")
+        forced = {len(subs) - 1} if ctx.force_last_hard else set()
+        asked = [idx for idx in targets if idx not in forced]
+        outcomes = await asyncio.gather(
+            *(
+                score_difficulty(
+                    policy, ctx, state["problem"], work_for(ctx, state, i), subs[i]["text"], i
+                )
+                for i in asked
+            )
+        )
+        by_index = dict(zip(asked, outcomes, strict=True))
+        updates: list[SubProblem] = []
+        notes: list[str] = []
+        overhead: Ledger = {}
+        for idx in targets:
+            outcome = by_index.get(idx)
+            update, note = assessment_update(idx, outcome)
+            updates.append(update)
+            notes.extend([note] if note else [])
+            overhead = merge_ledgers(overhead, outcome.ledger if outcome else {})
+        return {
+            "subproblems": updates,
+            "overhead": overhead,
+            "ledger": overhead,
+            "fallbacks": notes,
+        }
+
+    async def route(self, state: ScaleState, runtime: Runtime[ScaleContext]) -> Mode:
+        """Conditional edge: `system1` or `system2` for the current sub-problem."""
+        ctx = self.context(runtime)
+        sub = state["subproblems"][state.get("current", 0)]
+        forced = sub.get("forced_mode")
+        if forced:
+            return forced
+        difficulty = sub.get("difficulty")
+        return route_subproblem(FALLBACK_DIFFICULTY if difficulty is None else difficulty, ctx.tau)
+
+    async def solve_system1(
+        self, state: ScaleState, runtime: Runtime[ScaleContext]
+    ) -> dict[str, Any]:
+        """Solve the current sub-problem fast: one non-thinking sample."""
+        return await self._solve(state, self.context(runtime), "system1")
+
+    async def solve_system2(
+        self, state: ScaleState, runtime: Runtime[ScaleContext]
+    ) -> dict[str, Any]:
+        """Solve the current sub-problem slowly: one thinking sample, or `system2_strategy`."""
+        return await self._solve(state, self.context(runtime), "system2")
+
+    async def _solve(self, state: ScaleState, ctx: ScaleContext, mode: Mode) -> dict[str, Any]:
+        idx = state.get("current", 0)
+        sub = state["subproblems"][idx]
+        prompt = SOLVE_SUBPROBLEM_USER_TEMPLATE.format(
+            conditions=state.get("conditions") or state["problem"],
+            context="\n".join(state.get("context", [])) or NO_CONTEXT,
+            subproblem=sub["text"],
+        )
+        policy = self.client(ctx, mode)
+        if mode == "system2" and ctx.system2_strategy != "single":
+            done = await self._search(ctx, policy, prompt)
+        else:
+            done = await self._single(ctx, mode, policy, prompt, idx)
+        answer: str | None = done.answer
+        notes: list[str] = []
+        if answer is None:
+            answer, notes = subproblem_answer(
+                idx, done.solution, reasoning=done.reasoning, finish_reason=done.finish_reason
+            )
+        ledger = done.ledger
+        update = SubProblem(
+            index=idx,
+            mode=mode,
+            solver=done.solver,
+            solution=done.solution,
+            answer=answer,
+            finish_reason=done.finish_reason,
+            tokens=int(ledger.get("completion_tokens", 0)),
+            calls=int(ledger.get("policy_requests", 0)),
+            ledger=ledger,
+            search=done.search,
+        )
+        return {"subproblems": [update], "ledger": ledger, "fallbacks": notes}
+
+    async def _single(
+        self, ctx: ScaleContext, mode: Mode, policy: Policy, prompt: str, idx: int
+    ) -> _Solved:
+        """One sample; re-asked (at most `SOLVE_RETRIES` times) only if it came back empty."""
+        messages: list[ChatMessage] = [
+            {"role": "system", "content": SOLVE_SUBPROBLEM_SYSTEM_PROMPT},
+            {"role": "user", "content": prompt},
+        ]
+        spent: Ledger = {}
+        sample = None
+        for attempt in range(SOLVE_RETRIES + 1):
+            params = system_params(ctx, mode, seed=derive_seed(ctx, 4, idx, attempt))
+            gen = await policy.generate(messages, n=1, params=params)
+            spent = merge_ledgers(spent, policy_delta(ctx, gen))
+            sample = gen.samples[0]
+            if sample.text.strip() or sample.truncated:
+                break
+        assert sample is not None
+        return _Solved(sample.text, sample.reasoning, sample.finish_reason, spent, "single")
+
+    async def _search(self, ctx: ScaleContext, policy: Policy, prompt: str) -> _Solved:
+        out = await self.searcher.solve(ctx, policy, prompt)
+        return _Solved(
+            out.solution,
+            None,
+            out.finish_reason,
+            out.ledger,
+            ctx.system2_strategy,
+            out.result,
+            out.answer,
+        )
+
+    async def propagate(self, state: ScaleState, runtime: Runtime[ScaleContext]) -> dict[str, Any]:
+        """Add the solved sub-problem and its answer to the work the next ones see; stream it."""
+        idx = state.get("current", 0)
+        sub = state["subproblems"][idx]
+        item = f"{sub['text']}\nstep answer: {sub.get('answer') or NO_ANSWER}"
+        runtime.stream_writer(
+            {
+                "event": "subproblem",
+                "index": idx,
+                "of": len(state["subproblems"]),
+                "difficulty": sub.get("difficulty"),
+                "mode": sub.get("mode"),
+                "answer": sub.get("answer"),
+                "tokens": sub.get("tokens", 0),
+                "tokens_so_far": state.get("ledger", {}).get("completion_tokens", 0),
+            }
+        )
+        return {"context": [*state.get("context", []), item], "current": idx + 1}
+
+    async def next_step(self, state: ScaleState) -> Literal["assess_difficulty", "finalize"]:
+        """Conditional edge after `propagate`: the next sub-problem, or the end."""
+        if state.get("current", 0) < len(state["subproblems"]):
+            return "assess_difficulty"
+        return "finalize"
+
+    async def finalize(self, state: ScaleState, runtime: Runtime[ScaleContext]) -> dict[str, Any]:
+        """The answer of the last sub-problem, and the run's report."""
+        ctx = self.context(runtime)
+        subs = state["subproblems"]
+        answer = subs[-1].get("answer") if subs else None
+        notes: list[str] = []
+        if answer is None:
+            earlier = next((s for s in reversed(subs[:-1]) if s.get("answer")), None)
+            if earlier is not None:
+                answer = earlier["answer"]
+                notes.append(
+                    "final: the last sub-problem gave no answer; returned the answer of "
+                    f"sub-problem {earlier['index']}"
+                )
+            else:
+                notes.append("final: no sub-problem gave an answer; the answer is None")
+        wall = time.time() - state.get("started_at", time.time())
+        result = build_report(ctx, state, answer, [*state.get("fallbacks", []), *notes])
+        return {
+            "answer": answer,
+            "result": result,
+            "fallbacks": notes,
+            "ledger": Ledger(wall_s=wall),
+        }
+
+
+# --- pure helpers -----------------------------------------------------------------------------
+
+
+def _subproblem(
+    index: int,
+    text: str,
+    difficulty: float | None = None,
+    source: str | None = None,
+    forced: Mode | None = None,
+) -> SubProblem:
+    record = SubProblem(
+        index=index,
+        text=text,
+        difficulty=difficulty,
+        forced_mode=forced,
+        mode=None,
+        answer=None,
+        tokens=0,
+        calls=0,
+        ledger={},
+        difficulty_ledger={},
+    )
+    if source is not None:
+        record["difficulty_source"] = source  # type: ignore[typeddict-item]
+    return record
+
+
+_default_nodes = ScaleNodes()
+decompose = _default_nodes.decompose
+assess_difficulty = _default_nodes.assess_difficulty
+route = _default_nodes.route
+solve_system1 = _default_nodes.solve_system1
+solve_system2 = _default_nodes.solve_system2
+propagate = _default_nodes.propagate
+next_step = _default_nodes.next_step
+finalize = _default_nodes.finalize

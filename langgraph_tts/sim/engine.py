@@ -1,0 +1,411 @@
+"""`SimEngine`: the simulated vLLM endpoints as plain functions from request body to response.
+
+The HTTP server and the in-process classes both call these methods, so the two can never
+disagree. The engine never sleeps and never injects faults; that is the transport's job.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from langgraph_tts.sim.config import SimConfig
+from langgraph_tts.sim.embed import embed_text
+from langgraph_tts.sim.protocol import (
+    MAX_MODEL_LEN,
+    Message,
+    SimRequestError,
+    get_bool,
+    get_int,
+    get_messages,
+    new_id,
+    parse_qwen_prompt,
+    prompt_tokens,
+    render_qwen,
+    token_ids,
+)
+from langgraph_tts.sim.requests import Choice, GenRequest, Task, interpret, parse_generation
+from langgraph_tts.sim.world import (
+    SimProblem,
+    apparent_value,
+    count_tokens,
+    hash_normal,
+    oracle_value,
+    problem_for,
+    rng_for,
+)
+
+__all__ = ["USAGE_KEYS", "Outcome", "SimEngine", "SimStats"]
+
+USAGE_KEYS = (
+    "samples",
+    "prompt_tokens",
+    "completion_tokens",
+    "prm_items",
+    "prm_tokens",
+    "embed_inputs",
+    "embed_tokens",
+)
+STEP_TAG = "<extra_0>"
+ENDPOINTS = {
+    "/v1/chat/completions": "chat_completions",
+    "/v1/completions": "completions",
+    "/pooling": "pooling",
+    "/v1/embeddings": "embeddings",
+}
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A successful response and what it spent (committed to the stats only if delivered)."""
+
+    payload: dict[str, Any]
+    usage: dict[str, int] = field(default_factory=dict)
+    kinds: Counter[str] = field(default_factory=Counter)
+
+
+class SimStats:
+    """Thread-safe counters behind `GET /sim/stats`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: Counter[str] = Counter()
+        self._kinds: Counter[str] = Counter()
+        self._usage: Counter[str] = Counter()
+        self._faults: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter()
+
+    def reset(self) -> None:
+        with self._lock:
+            for c in (self._requests, self._kinds, self._usage, self._faults, self._errors):
+                c.clear()
+
+    def record(self, endpoint: str, outcome: Outcome) -> None:
+        with self._lock:
+            self._requests[endpoint] += 1
+            self._kinds.update(outcome.kinds)
+            self._usage.update(outcome.usage)
+
+    def fault(self, kind: str) -> None:
+        with self._lock:
+            self._faults[kind] += 1
+
+    def error(self, status: int) -> None:
+        with self._lock:
+            self._errors[str(status)] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters as plain JSON; usage counts only requests that were delivered intact."""
+        with self._lock:
+            out: dict[str, Any] = {k: int(self._usage.get(k, 0)) for k in USAGE_KEYS}
+            out["requests"] = dict(self._requests)
+            out["chat_kinds"] = dict(self._kinds)
+            out["faults"] = dict(self._faults)
+            out["errors"] = dict(self._errors)
+            return out
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+class SimEngine:
+    """The simulated policy, PRM and embedder behind one set of request handlers."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self.stats = SimStats()
+
+    # --- world views ---------------------------------------------------------------------
+
+    def problem(self, text: str) -> SimProblem:
+        """The latent problem behind a problem text under this configuration."""
+        return problem_for(text, scenario=self.config.scenario, seed=self.config.seed)
+
+    def _noisy(self, tag: str, noise: float, problem: SimProblem, solution: str) -> float:
+        if noise == 0:
+            return oracle_value(problem, solution)
+        cfg = self.config
+        v = apparent_value(
+            problem,
+            solution,
+            seed=cfg.seed,
+            miss_rate=cfg.prm_miss_rate,
+            foresight=cfg.prm_foresight,
+        )
+        z = hash_normal(tag, cfg.seed, problem.text, solution)
+        return _sigmoid(_logit(min(max(v, 0.01), 0.99)) + noise * z)
+
+    def prm_score(self, problem: SimProblem, solution: str) -> float:
+        """PRM's P(good) of a prefix: a logit-noisy, sometimes error-blind view of its value."""
+        return self._noisy("prm", self.config.prm_noise, problem, solution)
+
+    def verifier_yes(self, problem: SimProblem, solution: str) -> float:
+        """The generative verifier's P("Yes") (noisier than the PRM by default)."""
+        return self._noisy("verifier", self.config.verifier_noise, problem, solution)
+
+    # --- dispatch ------------------------------------------------------------------------
+
+    def handle(self, path: str, body: Mapping[str, Any]) -> Outcome:
+        """Run the POST endpoint at `path` (raises `SimRequestError` for 4xx)."""
+        name = ENDPOINTS.get(path)
+        if name is None:
+            raise SimRequestError(404, f"Not Found: {path}")
+        handler = getattr(self, name)
+        out: Outcome = handler(body)
+        return out
+
+    def _check_model(self, body: Mapping[str, Any], expected: str) -> str:
+        model = body.get("model")
+        if model is None:
+            return expected
+        if model != expected:
+            raise SimRequestError(404, f"The model `{model}` does not exist.")
+        return expected
+
+    def models(self) -> dict[str, Any]:
+        """`GET /v1/models`: the three simulated models, OpenAI format."""
+        cfg, now = self.config, int(time.time())
+        names = (cfg.policy_model, cfg.prm_model, cfg.embed_model)
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "created": now,
+                "owned_by": "vllm",
+                "root": name,
+                "parent": None,
+                "max_model_len": MAX_MODEL_LEN,
+                "permission": [],
+            }
+            for name in names
+        ]
+        return {"object": "list", "data": data}
+
+    # --- generation ----------------------------------------------------------------------
+
+    def _sample_rng(self, req: GenRequest, key: str, i: int, nonce: int) -> np.random.Generator:
+        if req.sampling.greedy:
+            return rng_for("greedy", self.config.seed, key)
+        if req.seed is not None:
+            return rng_for("sample", self.config.seed, req.seed + i, key)
+        return rng_for("fresh", nonce, i)
+
+    def generate(
+        self, messages: list[Message], continue_final: bool, req: GenRequest
+    ) -> tuple[Task, list[Choice]]:
+        """The `n` choices of one prompt (shared by chat and completions)."""
+        task = interpret(self, messages, continue_final)
+        key = render_qwen(
+            messages, add_generation_prompt=not continue_final, continue_final=continue_final
+        )
+        nonce = secrets.randbits(64)
+        choices = [task.sample(self._sample_rng(req, key, i, nonce), req) for i in range(req.n)]
+        return task, choices
+
+    def chat_completions(self, body: Mapping[str, Any]) -> Outcome:
+        """`POST /v1/chat/completions` (non-streamed)."""
+        model = self._check_model(body, self.config.policy_model)
+        messages = get_messages(body)
+        cont = get_bool(body, "continue_final_message", False)
+        if cont and get_bool(body, "add_generation_prompt", True):
+            raise SimRequestError(
+                400, "Cannot set both `continue_final_message` and `add_generation_prompt` to True."
+            )
+        cont = cont and messages[-1].role == "assistant"
+        n_prompt = prompt_tokens(messages)
+        req = parse_generation(body, n_prompt, chat=True)
+        task, choices = self.generate(messages, cont, req)
+        completion = sum(c.tokens for c in choices)
+        payload: dict[str, Any] = {
+            "id": new_id("chatcmpl"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [c.chat_json(i, req.return_token_ids) for i, c in enumerate(choices)],
+            "usage": {
+                "prompt_tokens": n_prompt,
+                "total_tokens": n_prompt + completion,
+                "completion_tokens": completion,
+                "prompt_tokens_details": None,
+            },
+            "prompt_logprobs": None,
+        }
+        if req.return_token_ids:
+            payload["prompt_token_ids"] = token_ids(
+                render_qwen(messages, add_generation_prompt=not cont, continue_final=cont)
+            )
+        usage = {"samples": req.n, "prompt_tokens": n_prompt, "completion_tokens": completion}
+        return Outcome(payload, usage, Counter({task.kind: 1}))
+
+    def completions(self, body: Mapping[str, Any]) -> Outcome:
+        """`POST /v1/completions`: raw prompts; Qwen2.5-templated ones are read as chats."""
+        model = self._check_model(body, self.config.policy_model)
+        raw = body.get("prompt")
+        prompts = [raw] if isinstance(raw, str) else raw
+        if (
+            not isinstance(prompts, list)
+            or not prompts
+            or not all(isinstance(p, str) for p in prompts)
+        ):
+            raise SimRequestError(
+                400,
+                "prompt: must be a string or a non-empty list of strings (token ids are "
+                "not supported by the simulator)",
+            )
+        n_prompt = sum(count_tokens(p) for p in prompts)
+        req = parse_generation(body, max(count_tokens(p) for p in prompts), chat=False)
+        echo = get_bool(body, "echo", False)
+        choices_json: list[dict[str, Any]] = []
+        kinds: Counter[str] = Counter()
+        completion = 0
+        for p_index, prompt in enumerate(prompts):
+            parsed = parse_qwen_prompt(prompt)
+            if parsed is None:
+                messages, cont = [Message("user", prompt)], False
+            else:
+                messages, cont = parsed
+            task, choices = self.generate(messages, cont, req)
+            kinds[task.kind] += 1
+            for i, c in enumerate(choices):
+                completion += c.tokens
+                choices_json.append(c.completion_json(p_index * req.n + i, prompt if echo else ""))
+        payload = {
+            "id": new_id("cmpl"),
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": choices_json,
+            "usage": {
+                "prompt_tokens": n_prompt,
+                "total_tokens": n_prompt + completion,
+                "completion_tokens": completion,
+                "prompt_tokens_details": None,
+            },
+        }
+        usage = {
+            "samples": req.n * len(prompts),
+            "prompt_tokens": n_prompt,
+            "completion_tokens": completion,
+        }
+        return Outcome(payload, usage, kinds)
+
+    # --- PRM -----------------------------------------------------------------------------
+
+    def _pooling_items(self, body: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+        """(problem, assistant text, full rendered input) for each item of a pooling request."""
+        if body.get("messages") is not None:
+            messages = get_messages(body)
+            rendered = render_qwen(messages, add_generation_prompt=False, continue_final=False)
+            problem = next((m.content for m in reversed(messages) if m.role == "user"), "")
+            answer = next((m.content for m in reversed(messages) if m.role == "assistant"), "")
+            return [(problem, answer, rendered)]
+        raw = body.get("input")
+        inputs = [raw] if isinstance(raw, str) else raw
+        if (
+            not isinstance(inputs, list)
+            or not inputs
+            or not all(isinstance(x, str) for x in inputs)
+        ):
+            raise SimRequestError(
+                400, "input: must be a string or a non-empty list of strings (or send messages)"
+            )
+        items = []
+        for text in inputs:
+            parsed = parse_qwen_prompt(text)
+            if parsed is None:
+                items.append(("", text, text))
+                continue
+            msgs = parsed[0]
+            problem = next((m.content for m in reversed(msgs) if m.role == "user"), "")
+            answer = next((m.content for m in reversed(msgs) if m.role == "assistant"), "")
+            items.append((problem, answer, text))
+        return items
+
+    def pooling(self, body: Mapping[str, Any]) -> Outcome:
+        """`POST /pooling` with `task: token_classify`: one [P(bad), P(good)] row per step tag."""
+        model = self._check_model(body, self.config.prm_model)
+        task = body.get("task")
+        if task != "token_classify":
+            raise SimRequestError(
+                400,
+                f"Task {task!r} is not supported by this model; supported tasks: "
+                '[\'token_classify\']. Send "task": "token_classify".',
+            )
+        data, n_tokens = [], 0
+        for index, (problem_text, answer, rendered) in enumerate(self._pooling_items(body)):
+            problem = self.problem(problem_text)
+            n_tokens += count_tokens(rendered)
+            segments = answer.split(STEP_TAG)[: answer.count(STEP_TAG)]
+            rows, prefix = [], ""
+            for seg in segments:
+                prefix += seg + "\n\n"
+                p = self.prm_score(problem, prefix)
+                rows.append([1.0 - p, p])
+            data.append({"index": index, "object": "pooling", "data": rows})
+        payload = {
+            "id": new_id("pool"),
+            "object": "list",
+            "created": int(time.time()),
+            "model": model,
+            "data": data,
+            "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens, "completion_tokens": 0},
+        }
+        return Outcome(payload, {"prm_items": len(data), "prm_tokens": n_tokens})
+
+    # --- embeddings ----------------------------------------------------------------------
+
+    def embeddings(self, body: Mapping[str, Any]) -> Outcome:
+        """`POST /v1/embeddings`: unit vectors with the direction geometry of the world."""
+        model = self._check_model(body, self.config.embed_model)
+        raw = body.get("input")
+        texts = [raw] if isinstance(raw, str) else raw
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise SimRequestError(
+                400,
+                "input: must be a string or a non-empty list of strings (token ids are not "
+                "supported by the simulator)",
+            )
+        fmt = body.get("encoding_format") or "float"
+        if fmt not in ("float", "base64"):
+            raise SimRequestError(400, f"encoding_format: must be 'float' or 'base64', got {fmt!r}")
+        dim = self.config.embed_dim
+        dims = get_int(body, "dimensions", None, lo=1)
+        if dims is not None and dims != dim:
+            raise SimRequestError(
+                400,
+                f'Model "{model}" does not support matryoshka representation, changing '
+                f"output dimensions will lead to poor results (it always returns {dim}).",
+            )
+        data = []
+        for i, text in enumerate(texts):
+            vec = embed_text(text, dim=dim, seed=self.config.seed)
+            emb: Any = (
+                base64.b64encode(vec.astype("<f4").tobytes()).decode("ascii")
+                if fmt == "base64"
+                else [float(x) for x in vec]
+            )
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        n_tokens = sum(count_tokens(t) for t in texts)
+        payload = {
+            "id": new_id("embd"),
+            "object": "list",
+            "created": int(time.time()),
+            "model": model,
+            "data": data,
+            "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens, "completion_tokens": 0},
+        }
+        return Outcome(payload, {"embed_inputs": len(texts), "embed_tokens": n_tokens})

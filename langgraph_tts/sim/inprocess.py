@@ -1,0 +1,190 @@
+"""The simulated world without HTTP: `Policy`, `RewardModel` and `Embedder` implementations.
+
+Each class builds the request body a vLLM client would send and runs it through the same
+`SimEngine` handler the HTTP server uses, so results are identical to the server's for the
+same configuration and request seed. Latency is simulated with `asyncio.sleep`; fault
+injection is an HTTP concern and does not apply here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from langgraph_tts import prompts
+from langgraph_tts.clients.types import (
+    ChatMessage,
+    Embeddings,
+    Generation,
+    Sample,
+    SamplingParams,
+    Scores,
+    Usage,
+)
+from langgraph_tts.errors import ServerError
+from langgraph_tts.sim.config import SimConfig
+from langgraph_tts.sim.engine import STEP_TAG, SimEngine
+from langgraph_tts.sim.protocol import Message, SimRequestError, render_qwen
+
+__all__ = ["SimEmbedder", "SimPRM", "SimPolicy", "chat_body"]
+
+
+def chat_body(
+    model: str,
+    messages: Sequence[ChatMessage],
+    *,
+    n: int,
+    params: SamplingParams,
+    continue_final_message: bool,
+) -> dict[str, Any]:
+    """The `/v1/chat/completions` body for these arguments, as a vLLM client sends it."""
+    body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages], "n": n}
+    for name in ("temperature", "top_p", "top_k", "min_p", "seed", "max_tokens"):
+        value = getattr(params, name)
+        if value is not None:
+            body[name] = value
+    if params.stop is not None:
+        body["stop"] = list(params.stop)
+    body["include_stop_str_in_output"] = params.include_stop_str_in_output
+    if params.chat_template_kwargs:
+        body["chat_template_kwargs"] = dict(params.chat_template_kwargs)
+    if params.logprobs:
+        body["logprobs"] = True
+        if params.top_logprobs is not None:
+            body["top_logprobs"] = params.top_logprobs
+    if continue_final_message:
+        body["continue_final_message"] = True
+        body["add_generation_prompt"] = False
+    body.update(params.extra_body)
+    return body
+
+
+class _InProcess:
+    """Shared plumbing: one engine (own or shared), simulated latency, vLLM errors as
+    `ServerError`s."""
+
+    def __init__(
+        self, config: SimConfig | None = None, *, engine: SimEngine | None = None, **overrides: Any
+    ) -> None:
+        if engine is not None:
+            if config is not None or overrides:
+                raise ValueError("pass either an engine or a config/overrides, not both")
+            self.engine = engine
+        else:
+            base = config.model_dump() if config is not None else {}
+            self.engine = SimEngine(SimConfig(**{**base, **overrides}))
+
+    @property
+    def config(self) -> SimConfig:
+        return self.engine.config
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of the engine (same shape as `GET /sim/stats`)."""
+        return self.engine.stats.snapshot()
+
+    async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.config.latency_ms > 0:
+            await asyncio.sleep(self.config.latency_ms / 1000.0)
+        try:
+            outcome = self.engine.handle(path, body)
+        except SimRequestError as err:
+            raise ServerError(
+                f"simulated {path} refused the request ({err.status}): {err.message}",
+                url=f"sim://in-process{path}",
+                status=err.status,
+            ) from err
+        self.engine.stats.record(path, outcome)
+        return outcome.payload
+
+
+class SimPolicy(_InProcess):
+    """In-process simulated policy (implements `Policy`)."""
+
+    @property
+    def model(self) -> str:
+        return self.config.policy_model
+
+    async def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        n: int = 1,
+        params: SamplingParams | None = None,
+        continue_final_message: bool = False,
+    ) -> Generation:
+        """`n` choices of one prompt in one simulated request (exact per-choice token counts)."""
+        body = chat_body(
+            self.model,
+            messages,
+            n=n,
+            params=params or SamplingParams(),
+            continue_final_message=continue_final_message,
+        )
+        body["return_token_ids"] = True
+        payload = await self._call("/v1/chat/completions", body)
+        samples = []
+        for choice in payload["choices"]:
+            msg = choice["message"]
+            lps = choice.get("logprobs")
+            samples.append(
+                Sample(
+                    text=msg.get("content") or "",
+                    finish_reason=choice.get("finish_reason"),
+                    stop_reason=choice.get("stop_reason"),
+                    tokens=len(choice.get("token_ids") or []),
+                    reasoning=msg.get("reasoning_content"),
+                    logprobs=lps.get("content") if isinstance(lps, dict) else None,
+                )
+            )
+        usage = payload["usage"]
+        return Generation(samples, Usage(1, usage["prompt_tokens"], usage["completion_tokens"]))
+
+
+def prm_input(problem: str, steps: Sequence[str]) -> str:
+    """Qwen2.5-Math-PRM input: steps joined by `<extra_0>` with a trailing tag, chat-templated."""
+    answer = STEP_TAG.join(steps) + STEP_TAG
+    messages = [
+        Message("system", prompts.PRM_SYSTEM_PROMPT),
+        Message("user", problem),
+        Message("assistant", answer),
+    ]
+    return render_qwen(messages, add_generation_prompt=False, continue_final=False)
+
+
+class SimPRM(_InProcess):
+    """In-process simulated process reward model (implements `RewardModel`)."""
+
+    @property
+    def model(self) -> str:
+        return self.config.prm_model
+
+    async def score(self, problem: str, steps: Sequence[Sequence[str]]) -> Scores:
+        """Per-step P(good) for each candidate, from one simulated `/pooling` request."""
+        if not steps:
+            return Scores([], Usage())
+        body = {
+            "model": self.model,
+            "task": "token_classify",
+            "input": [prm_input(problem, s) for s in steps],
+        }
+        payload = await self._call("/pooling", body)
+        scores = [[float(row[1]) for row in item["data"]] for item in payload["data"]]
+        return Scores(scores, Usage(1, payload["usage"]["prompt_tokens"], 0), source="prm")
+
+
+class SimEmbedder(_InProcess):
+    """In-process simulated embedding model (implements `Embedder`)."""
+
+    @property
+    def model(self) -> str:
+        return self.config.embed_model
+
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
+        """Unit vectors with the world's direction geometry, from one simulated request."""
+        if not texts:
+            return Embeddings([], Usage())
+        body = {"model": self.model, "input": list(texts), "encoding_format": "float"}
+        payload = await self._call("/v1/embeddings", body)
+        vectors = [list(map(float, d["embedding"])) for d in payload["data"]]
+        return Embeddings(vectors, Usage(1, payload["usage"]["prompt_tokens"], 0))

@@ -1,0 +1,314 @@
+"""Generation requests: vLLM sampling fields, what kind of request a prompt is, and its choices.
+
+`interpret` recognises the package's prompts by their `*_MARKER` phrases (verifier, SCALE
+decompose / select / difficulty / solve); anything else is a step-by-step policy request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from langgraph_tts import prompts
+from langgraph_tts.sim.generation import Sampling, finish, solution_chunks
+from langgraph_tts.sim.protocol import (
+    MAX_MODEL_LEN,
+    Message,
+    SimRequestError,
+    get_bool,
+    get_float,
+    get_int,
+    get_stop,
+    token_ids,
+    token_pieces,
+)
+from langgraph_tts.sim.scale_world import (
+    decompose_reply,
+    difficulty_reply,
+    locate_subproblem,
+    parse_difficulty_request,
+    parse_solve_request,
+    select_reply,
+    solve_reply,
+)
+from langgraph_tts.sim.world import SimProblem, SubProblem
+
+if TYPE_CHECKING:
+    from langgraph_tts.sim.engine import SimEngine
+
+__all__ = ["Choice", "GenRequest", "Task", "interpret", "parse_generation"]
+
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+"""vLLM's (and OpenAI's) default for `/v1/completions`."""
+_EMPTY_THINK = "<think>\n\n</think>"
+_VERIFIER_RE_PARTS = ("Problem:\n", "\n\nSolution so far:\n", "\n\nIs every step so far correct?")
+_ALTERNATIVES = (" the", ",", " we", " is", " of", ".", " and", " to", " a", " this")
+
+
+@dataclass(frozen=True, slots=True)
+class GenRequest:
+    """The sampling fields of a chat or completions request, validated like vLLM does."""
+
+    n: int
+    sampling: Sampling
+    seed: int | None
+    max_tokens: int
+    stop: tuple[str, ...]
+    include_stop: bool
+    thinking: bool | None
+    logprobs: int | None
+    """How many top alternatives to report per token; None when logprobs were not requested."""
+    return_token_ids: bool
+
+
+def parse_generation(body: Mapping[str, Any], n_prompt: int, *, chat: bool) -> GenRequest:
+    """Validate the sampling fields of `body` (400 on anything vLLM would refuse)."""
+    if get_bool(body, "stream", False):
+        raise SimRequestError(
+            400, "stream=true is not supported by the simulator; send non-streamed requests."
+        )
+    n = get_int(body, "n", 1, lo=1) or 1
+    temperature = get_float(body, "temperature", 1.0, lo=0.0)
+    if 0.0 < temperature < 0.01:
+        temperature = 0.01
+    if temperature == 0.0 and n > 1:
+        raise SimRequestError(400, f"n must be 1 when using greedy sampling, got {n}.")
+    top_k = get_int(body, "top_k", 0, lo=-1) or 0
+    sampling = Sampling(
+        temperature=temperature,
+        top_p=get_float(body, "top_p", 1.0, lo=0.0, hi=1.0, lo_open=True),
+        top_k=max(top_k, 0),
+        min_p=get_float(body, "min_p", 0.0, lo=0.0, hi=1.0),
+    )
+    seed = get_int(body, "seed", None)
+    if n_prompt >= MAX_MODEL_LEN:
+        raise SimRequestError(
+            400,
+            f"This model's maximum context length is {MAX_MODEL_LEN} "
+            f"tokens. However, your request has {n_prompt} input tokens.",
+        )
+    default_max = MAX_MODEL_LEN - n_prompt if chat else COMPLETIONS_DEFAULT_MAX_TOKENS
+    max_tokens = get_int(body, "max_completion_tokens", None, lo=1) if chat else None
+    max_tokens = max_tokens or get_int(body, "max_tokens", default_max, lo=1) or default_max
+    if max_tokens > MAX_MODEL_LEN - n_prompt:
+        raise SimRequestError(
+            400,
+            f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This "
+            f"model's maximum context length is {MAX_MODEL_LEN} tokens and your request has "
+            f"{n_prompt} input tokens ({max_tokens} > {MAX_MODEL_LEN} - {n_prompt}).",
+        )
+    kwargs = body.get("chat_template_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise SimRequestError(400, "chat_template_kwargs: must be an object")
+    thinking = kwargs.get("enable_thinking")
+    if chat:
+        top = get_int(body, "top_logprobs", None, lo=0)
+        if top is not None and top > 20:
+            raise SimRequestError(400, f"top_logprobs must be at most 20, got {top}.")
+        wants = get_bool(body, "logprobs", False)
+        if top and not wants:
+            raise SimRequestError(400, "when using `top_logprobs`, `logprobs` must be set to true.")
+        logprobs = (top or 0) if wants else None
+    else:
+        logprobs = get_int(body, "logprobs", None, lo=0)
+        if logprobs is not None and logprobs > 20:
+            raise SimRequestError(400, f"logprobs must be at most 20, got {logprobs}.")
+    return GenRequest(
+        n=n,
+        sampling=sampling,
+        seed=None if seed == -1 else seed,
+        max_tokens=max_tokens,
+        stop=tuple(get_stop(body)),
+        include_stop=get_bool(body, "include_stop_str_in_output", False),
+        thinking=bool(thinking) if thinking is not None else None,
+        logprobs=logprobs,
+        return_token_ids=get_bool(body, "return_token_ids", False),
+    )
+
+
+def _entry(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+
+def _text_logprobs(text: str, rng: np.random.Generator, top: int) -> list[dict[str, Any]]:
+    """Plausible per-token logprobs (the chosen token is always the most likely one)."""
+    out = []
+    for piece in token_pieces(text):
+        lp = -float(abs(rng.normal(0.0, 0.4)))
+        alts = [_entry(piece, lp)]
+        for j, alt in enumerate(a for a in _ALTERNATIVES if a != piece):
+            if len(alts) >= top:
+                break
+            alts.append(_entry(alt, lp - 1.5 - j))
+        out.append({**_entry(piece, lp), "top_logprobs": alts[:top]})
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One generated choice, ready to be written in chat or completions format."""
+
+    text: str
+    finish_reason: str
+    stop_reason: str | None
+    tokens: int
+    reasoning: str | None = None
+    logprobs: list[dict[str, Any]] | None = None
+    hidden_stop: str = ""
+    """A matched stop string left out of `text` (still generated, so still counted)."""
+
+    def chat_json(self, index: int, with_token_ids: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "index": index,
+            "message": {
+                "role": "assistant",
+                "content": self.text,
+                "reasoning_content": self.reasoning,
+                "tool_calls": [],
+            },
+            "logprobs": None if self.logprobs is None else {"content": self.logprobs},
+            "finish_reason": self.finish_reason,
+            "stop_reason": self.stop_reason,
+        }
+        if with_token_ids:
+            out["token_ids"] = token_ids(f"{self.reasoning or ''} {self.text} {self.hidden_stop}")
+        return out
+
+    def completion_json(self, index: int, echo: str) -> dict[str, Any]:
+        lp = None
+        if self.logprobs is not None:
+            offsets, pos = [], len(echo)
+            for e in self.logprobs:
+                offsets.append(pos)
+                pos += len(e["token"])
+            lp = {
+                "tokens": [e["token"] for e in self.logprobs],
+                "token_logprobs": [e["logprob"] for e in self.logprobs],
+                "top_logprobs": [
+                    {a["token"]: a["logprob"] for a in e["top_logprobs"]} for e in self.logprobs
+                ],
+                "text_offset": offsets,
+            }
+        return {
+            "index": index,
+            "text": echo + self.text,
+            "logprobs": lp,
+            "finish_reason": self.finish_reason,
+            "stop_reason": self.stop_reason,
+            "prompt_logprobs": None,
+        }
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a prompt asks for, and the latent problem behind it."""
+
+    kind: str
+    engine: SimEngine
+    problem: SimProblem
+    prefix: str = ""
+    solution: str = ""
+    question: str | None = None
+    context: str = ""
+    sub: SubProblem | None = None
+    user: str = ""
+    template_thinking: bool | None = None
+
+    def sample(self, rng: np.random.Generator, req: GenRequest) -> Choice:
+        """Draw one choice; `rng` fixes everything random about it."""
+        cfg = self.engine.config
+        sampling = replace(req.sampling, ramble_rate=cfg.ramble_rate)
+        if self.kind == "verifier":
+            return self._verify(rng, req)
+        if self.kind in ("solve", "cot"):
+            thinking = req.thinking if req.thinking is not None else self.template_thinking
+            r = solve_reply(
+                self.problem,
+                self.question,
+                self.context,
+                rng,
+                thinking=thinking is not False,
+                max_tokens=req.max_tokens,
+            )
+            lps = None if req.logprobs is None else _text_logprobs(r.content, rng, req.logprobs)
+            return Choice(r.content, r.finish_reason, None, r.tokens, r.reasoning, lps)
+        if self.kind == "policy":
+            chunks: Any = solution_chunks(self.problem, self.prefix, rng, sampling)
+        elif self.kind == "decompose":
+            chunks = [decompose_reply(self.problem, rng, ignore_formats=cfg.ignore_formats)]
+        elif self.kind == "select":
+            chunks = [select_reply(self.user, rng, ignore_formats=cfg.ignore_formats)]
+        else:
+            chunks = [difficulty_reply(self.sub, rng, ignore_formats=cfg.ignore_formats)]
+        c = finish(chunks, stop=req.stop, include_stop=req.include_stop, max_tokens=req.max_tokens)
+        lps = None if req.logprobs is None else _text_logprobs(c.text, rng, req.logprobs)
+        hidden = c.stop_reason or "" if not req.include_stop else ""
+        return Choice(c.text, c.finish_reason, c.stop_reason, c.tokens, None, lps, hidden)
+
+    def _verify(self, rng: np.random.Generator, req: GenRequest) -> Choice:
+        p_yes = min(max(self.engine.verifier_yes(self.problem, self.solution), 1e-6), 1 - 1e-6)
+        t = req.sampling.temperature
+        if t == 0.0:
+            yes = p_yes >= 0.5
+        else:
+            a, b = p_yes ** (1.0 / t), (1.0 - p_yes) ** (1.0 / t)
+            yes = bool(rng.random() < a / (a + b))
+        word = "Yes" if yes else "No"
+        c = finish([word], stop=req.stop, include_stop=req.include_stop, max_tokens=req.max_tokens)
+        lps = None
+        if req.logprobs is not None:
+            ranked = sorted([("Yes", p_yes), ("No", 1.0 - p_yes)], key=lambda x: -x[1])
+            top = [_entry(tok, math.log(p)) for tok, p in ranked]
+            chosen = math.log(p_yes if yes else 1.0 - p_yes)
+            lps = [{**_entry(word, chosen), "top_logprobs": top}]
+        return Choice(c.text, c.finish_reason, c.stop_reason, c.tokens, None, lps)
+
+
+def _verifier_parts(user: str) -> tuple[str, str]:
+    head, sol_mark, q_mark = _VERIFIER_RE_PARTS
+    if user.startswith(head) and sol_mark in user:
+        problem, rest = user[len(head) :].split(sol_mark, 1)
+        return problem, rest.rsplit(q_mark, 1)[0]
+    return user, ""
+
+
+def interpret(engine: SimEngine, messages: list[Message], continue_final: bool) -> Task:
+    """Classify a prompt by its system message and rebuild the latent problem it is about."""
+    system = next((m.content for m in messages if m.role == "system"), "")
+    user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    prefix = messages[-1].content if continue_final and messages[-1].role == "assistant" else ""
+    template_thinking = None
+    if continue_final and prefix.lstrip().startswith(_EMPTY_THINK):
+        template_thinking = False
+        prefix = prefix.lstrip()[len(_EMPTY_THINK) :].lstrip("\n")
+    if prompts.VERIFIER_MARKER in system:
+        problem_text, solution = _verifier_parts(user)
+        return Task("verifier", engine, engine.problem(problem_text), solution=solution)
+    if prompts.DECOMPOSE_MARKER in system:
+        return Task("decompose", engine, engine.problem(user), user=user)
+    if prompts.SELECT_MARKER in system:
+        return Task("select", engine, engine.problem(user), user=user)
+    if prompts.DIFFICULTY_MARKER in system:
+        parts = parse_difficulty_request(user)
+        problem = engine.problem(parts[0] if parts else user)
+        idx = locate_subproblem(problem, parts[2]) if parts else None
+        sub = problem.subproblems[idx] if idx is not None else None
+        return Task("difficulty", engine, problem, sub=sub, user=user)
+    if system.strip() == prompts.SOLVE_SUBPROBLEM_SYSTEM_PROMPT.strip():
+        solve = parse_solve_request(user)
+        if solve is None:
+            return Task("cot", engine, engine.problem(user), template_thinking=template_thinking)
+        conditions, context, question = solve
+        return Task(
+            "solve",
+            engine,
+            engine.problem(conditions),
+            question=question,
+            context=context,
+            template_thinking=template_thinking,
+        )
+    return Task("policy", engine, engine.problem(user), prefix=prefix, user=user)

@@ -1,0 +1,536 @@
+"""The simulated world: latent problems, their solution directions, and exact values of prefixes.
+
+Pure and deterministic (no I/O apart from lazily reading the packaged datasets once). Any problem
+text maps to a latent `SimProblem` through a hash of the text, the scenario and the seed, so
+a stateless server can rebuild the same world for every request.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+
+from langgraph_tts.sim.vocab import (
+    ACTIONS,
+    FAMILIES,
+    KEYWORD_RE,
+    STEP_TEMPLATES,
+    SUBPROBLEM_TARGETS,
+)
+
+__all__ = [
+    "SCENARIOS",
+    "Direction",
+    "SimProblem",
+    "SolutionState",
+    "SubProblem",
+    "apparent_value",
+    "count_tokens",
+    "cut_to_tokens",
+    "hash_normal",
+    "hash_uniform",
+    "is_correct",
+    "last_boxed",
+    "make_problems",
+    "oracle_value",
+    "parse_solution",
+    "problem_for",
+    "rng_for",
+]
+
+SCENARIOS = ("default", "popular_worse", "easy", "hard")
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+_STEP_VALUE_RE = re.compile(r"which gives \$(-?\d+)\$")
+_BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
+_ENDS_AT_BREAK_RE = re.compile(r"\n[ \t]*\n[ \t]*$")
+_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+_NORMAL = NormalDist()
+
+
+# --- tokens and hashing -----------------------------------------------------------------------
+
+
+def count_tokens(text: str) -> int:
+    """The simulator's tokenizer: words and single punctuation marks; whitespace is free."""
+    return len(_TOKEN_RE.findall(text))
+
+
+def cut_to_tokens(text: str, max_tokens: int) -> str:
+    """The longest prefix of `text` holding at most `max_tokens` tokens (a `max_tokens` cut)."""
+    if max_tokens <= 0:
+        return ""
+    for i, match in enumerate(_TOKEN_RE.finditer(text), start=1):
+        if i == max_tokens:
+            return text[: match.end()]
+    return text
+
+
+def _digest(parts: tuple[object, ...]) -> bytes:
+    joined = "\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(joined, digest_size=16).digest()
+
+
+def rng_for(*parts: object) -> np.random.Generator:
+    """A generator seeded by the hash of `parts`: same parts, same stream, on every platform."""
+    return np.random.default_rng(int.from_bytes(_digest(parts), "little"))
+
+
+def hash_uniform(*parts: object) -> float:
+    """A uniform draw in (0, 1) fixed by `parts` (cheaper than building a generator)."""
+    return (int.from_bytes(_digest(parts)[:8], "little") + 0.5) / 2.0**64
+
+
+def hash_normal(*parts: object) -> float:
+    """A standard normal draw fixed by `parts`."""
+    return _NORMAL.inv_cdf(hash_uniform(*parts))
+
+
+# --- the latent world -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Direction:
+    """A latent reasoning approach: chosen at step 1, then followed for `n_steps` steps."""
+
+    name: str
+    """Family of the approach (e.g. "similarity"); variants of one family are near-paraphrases."""
+    keyword: str
+    """The distinctive phrase every step of this direction contains."""
+    n_steps: int
+    q: float
+    """Probability that a step goes wrong, given the chain so far is right."""
+    popularity: float
+    """Probability of picking this direction at temperature 1."""
+    actions: tuple[str, ...]
+    templates: tuple[tuple[str, ...], ...]
+    """Per step, the sentence forms (paraphrases) a sample may use."""
+    values: tuple[int, ...]
+    """True intermediate value stated by each step."""
+    typical_wrong: str
+    """The wrong final answer this direction lands on most of the time when it goes wrong."""
+    subtlety: float = 0.4
+    """Probability that a reward model overlooks a wrong step of this direction (plausible
+    but flawed approaches make subtle errors)."""
+
+    @property
+    def p(self) -> float:
+        """Probability that a solution following this direction ends with the right answer."""
+        return (1.0 - self.q) ** self.n_steps
+
+
+@dataclass(frozen=True)
+class SubProblem:
+    """SCALE's view of a problem: one sub-problem of its decomposition."""
+
+    descriptions: tuple[str, ...]
+    """Paraphrases of the sub-problem (different outlines word it differently)."""
+    value: str
+    difficulty: float
+
+
+@dataclass(frozen=True)
+class SimProblem:
+    """A problem and its latent world. Shared through a cache: treat it as read-only."""
+
+    id: str
+    text: str
+    answer: str
+    difficulty: float
+    directions: list[Direction]
+    subproblems: list[SubProblem]
+    scenario: str = "default"
+    source: str = "generated"
+    wrong_answers: tuple[str, ...] = field(default=(), repr=False)
+    """Pool of plausible wrong final answers (random errors draw from it)."""
+
+    def direction_of(self, keyword: str) -> int | None:
+        """Index of the direction with this keyword phrase, if it belongs to this problem."""
+        for i, d in enumerate(self.directions):
+            if d.keyword == keyword:
+                return i
+        return None
+
+    @property
+    def prior_success(self) -> float:
+        """P(correct) of a fresh solution at temperature 1: popularity-weighted success."""
+        return float(sum(d.popularity * d.p for d in self.directions))
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    id: str
+    answer: str
+    source: str
+    level: int | None
+
+
+@functools.cache
+def _dataset_index() -> dict[str, _Record]:
+    """Problem text -> record, over every packaged dataset (read once, on first use)."""
+    index: dict[str, _Record] = {}
+    for path in sorted(_DATA_DIR.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                level = row.get("level")
+                index.setdefault(
+                    str(row["problem"]).strip(),
+                    _Record(
+                        str(row.get("id", "")),
+                        str(row["answer"]),
+                        str(row.get("source", path.stem)),
+                        int(level)
+                        if isinstance(level, int | str) and str(level).isdigit()
+                        else None,
+                    ),
+                )
+    return index
+
+
+def _base_difficulty(rec: _Record | None, rng: np.random.Generator) -> float:
+    """Dataset problems get a difficulty from their source and level; others a uniform draw."""
+    if rec is None:
+        return float(rng.uniform(0.0, 1.0))
+    src = rec.source.upper()
+    if rec.level is not None:
+        return 0.1 + 0.18 * (rec.level - 1) + float(rng.uniform(-0.06, 0.06))
+    if "AIME" in src:
+        return float(rng.uniform(0.78, 0.95))
+    if "AMC" in src:
+        return float(rng.uniform(0.55, 0.78))
+    if "GSM" in src:
+        return float(rng.uniform(0.08, 0.3))
+    return float(rng.uniform(0.0, 1.0))
+
+
+def _scenario_difficulty(d: float, scenario: str) -> float:
+    mapped = {"easy": 0.35 * d, "hard": 0.65 + 0.33 * d, "popular_worse": 0.3 + 0.4 * d}
+    return float(np.clip(mapped.get(scenario, d), 0.0, 1.0))
+
+
+def _numbers_in(text: str) -> set[int]:
+    return {int(m) for m in re.findall(r"\d+", text)[:20] if len(m) < 12}
+
+
+def _wrong_answer(gold: str, rng: np.random.Generator, taken: set[str]) -> str:
+    """A plausible wrong answer that no math grader could match to `gold`."""
+    banned = _numbers_in(gold)
+    banned |= {n * 100 for n in banned} | {n // 100 for n in banned if n % 100 == 0}
+    stripped = gold.strip().lstrip("-")
+    for _ in range(200):
+        if stripped.isdigit():
+            g = int(gold.strip())
+            spread = max(6, abs(g) // 2)
+            cand = g + int(rng.integers(1, spread + 1)) * (1 if rng.random() < 0.6 else -1)
+            if g >= 0:
+                cand = abs(cand)
+        else:
+            cand = int(rng.integers(2, 400))
+        text = str(cand)
+        if cand not in banned and text not in taken and not is_correct_text(gold, text):
+            return text
+    return str(10**6 + int(rng.integers(0, 10**6)))
+
+
+def _direction(
+    rng: np.random.Generator,
+    keyword: str,
+    family: str,
+    n_steps: int,
+    p: float,
+    pop: float,
+    wrong: str,
+    subtlety: float,
+) -> Direction:
+    actions = tuple(str(a) for a in rng.choice(ACTIONS, size=n_steps, replace=False))
+    templates = tuple(
+        tuple(
+            str(t) for t in rng.choice(STEP_TEMPLATES, size=int(rng.integers(3, 7)), replace=False)
+        )
+        for _ in range(n_steps)
+    )
+    values = tuple(int(v) for v in rng.integers(2, 1000, size=n_steps))
+    q = 1.0 - float(np.clip(p, 0.005, 0.995)) ** (1.0 / n_steps)
+    return Direction(
+        family,
+        keyword,
+        n_steps,
+        q,
+        pop,
+        actions,
+        templates,
+        values,
+        wrong,
+        round(float(subtlety), 3),
+    )
+
+
+def _n_steps(rng: np.random.Generator, d: float) -> int:
+    return int(np.clip(round(3 + 4 * d + rng.normal(0.0, 0.8)), 3, 7))
+
+
+def _mixed_directions(rng: np.random.Generator, d: float, wrongs: list[str]) -> list[Direction]:
+    """`default`/`easy`/`hard`: 3-6 directions of distinct families, success spread around f(d)."""
+    k = int(rng.integers(3, 7))
+    fams = rng.choice(len(FAMILIES), size=k, replace=False)
+    pops = rng.dirichlet(np.full(k, 0.8))
+    ps = np.clip(0.93 - 0.82 * d + rng.normal(0.0, 0.15, size=k), 0.02, 0.98)
+    out = []
+    for i, f in enumerate(fams):
+        fam = FAMILIES[int(f)]
+        kw = str(rng.choice(fam.variants))
+        wrong = wrongs[int(rng.integers(0, len(wrongs)))]
+        subtle = float(rng.uniform(0.2, 0.6))
+        out.append(_direction(rng, kw, fam.name, _n_steps(rng, d), ps[i], pops[i], wrong, subtle))
+    return out
+
+
+POPULAR_WORSE = {
+    "crowd": {"share": 0.80, "p": (0.10, 0.20), "subtlety": (0.9, 0.98)},
+    "medium": {"share": 0.14, "p": (0.30, 0.45), "subtlety": (0.4, 0.5)},
+    "rare": {"share": 0.06, "p": (0.80, 0.90), "subtlety": (0.2, 0.3)},
+}
+"""`popular_worse`: the three variants of one family share 80% of the popularity (split
+around 27% each), fail 80-90% of the time, mostly with subtle errors and on one shared wrong
+answer; one other direction is middling; one rare direction (6%) usually succeeds."""
+
+
+def _popular_worse_directions(
+    rng: np.random.Generator, d: float, wrongs: list[str]
+) -> list[Direction]:
+    """Most mass on one family of near-paraphrase directions that usually fail (and fail alike);
+    one rarely picked direction that usually succeeds."""
+    crowd, medium, rare = (FAMILIES[int(i)] for i in rng.choice(len(FAMILIES), 3, replace=False))
+    plan = [
+        (crowd, v, "crowd", float(w) * POPULAR_WORSE["crowd"]["share"], wrongs[0])
+        for v, w in zip(crowd.variants, rng.dirichlet(np.full(3, 6.0)), strict=True)
+    ]
+    for fam, role, wrong in ((medium, "medium", wrongs[1]), (rare, "rare", wrongs[2])):
+        plan.append((fam, str(rng.choice(fam.variants)), role, POPULAR_WORSE[role]["share"], wrong))
+    out = []
+    for fam, kw, role, pop, wrong in plan:
+        spec = POPULAR_WORSE[role]
+        p = rng.uniform(*spec["p"])
+        subtle = rng.uniform(*spec["subtlety"])
+        out.append(_direction(rng, kw, fam.name, _n_steps(rng, d), p, pop, wrong, subtle))
+    return [out[int(i)] for i in rng.permutation(len(out))]
+
+
+def _subproblems(rng: np.random.Generator, d: float, answer: str) -> list[SubProblem]:
+    """2-5 sub-problems; the last one is the original question, answered by the gold answer."""
+    m = int(np.clip(round(2 + 3 * d + rng.normal(0.0, 0.7)), 2, 5))
+    targets = rng.choice(SUBPROBLEM_TARGETS, size=m - 1, replace=False)
+    diffs = np.clip(d + rng.normal(0.0, 0.2, size=m), 0.02, 0.98)
+    subs = [
+        SubProblem(
+            (f"Find {t}.", f"Determine {t}.", f"Compute {t} from the given data."),
+            str(int(rng.integers(2, 1000))),
+            float(round(diffs[i], 3)),
+        )
+        for i, t in enumerate(targets)
+    ]
+    final = (
+        "Use the previous results to answer the original question.",
+        "Combine the earlier results to obtain the requested answer.",
+        "Finish the problem using the results above.",
+    )
+    subs.append(SubProblem(final, answer, float(round(diffs[-1], 3))))
+    return subs
+
+
+@functools.lru_cache(maxsize=8192)
+def problem_for(text: str, *, scenario: str = "default", seed: int = 0) -> SimProblem:
+    """The latent world of any problem text (dataset problems keep their gold answer)."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; expected one of {SCENARIOS}")
+    key = text.strip()
+    rng = rng_for("problem", scenario, seed, key)
+    rec = _dataset_index().get(key)
+    answer = rec.answer if rec else str(int(rng.integers(2, 1000)))
+    pid = rec.id if rec and rec.id else "sim-" + _digest(("id", key)).hex()[:12]
+    d = _scenario_difficulty(_base_difficulty(rec, rng), scenario)
+    taken: set[str] = set()
+    wrongs: list[str] = []
+    for _ in range(8):
+        wrongs.append(_wrong_answer(answer, rng, taken))
+        taken.add(wrongs[-1])
+    if scenario == "popular_worse":
+        directions = _popular_worse_directions(rng, d, wrongs)
+    else:
+        directions = _mixed_directions(rng, d, wrongs)
+    return SimProblem(
+        id=pid,
+        text=text,
+        answer=answer,
+        difficulty=round(d, 4),
+        directions=directions,
+        subproblems=_subproblems(rng, d, answer),
+        scenario=scenario,
+        source=rec.source if rec else "generated",
+        wrong_answers=tuple(wrongs),
+    )
+
+
+_STATEMENTS = (
+    "A sequence starts at ${a}$ and every later term follows from the previous one by a fixed "
+    "rule. Find the value of the hidden term $Q$.",
+    "Let $x$ and $y$ be positive integers with $x + y = {a}$ and a second, hidden relation. "
+    "Compute the quantity $Q$ they determine.",
+    "A triangle has one side of length ${a}$ and an angle of ${b}^\\circ$. Find the length $Q$ of "
+    "the segment described in the figure.",
+    "How many arrangements of ${a}$ coloured beads satisfy the given adjacency rule? Call the "
+    "count $Q$.",
+    "Find the remainder $Q$ when the product of the first ${a}$ terms of a given sequence is "
+    "divided by ${b}$.",
+)
+
+
+def make_problems(n: int, *, scenario: str = "default", seed: int = 0) -> list[SimProblem]:
+    """`n` readable simulated problems; their answers are latent, not computed from the text."""
+    out = []
+    for i in range(1, n + 1):
+        rng = rng_for("statement", scenario, seed, i)
+        template = _STATEMENTS[int(rng.integers(0, len(_STATEMENTS)))]
+        body = template.format(a=int(rng.integers(3, 60)), b=int(rng.integers(3, 90)))
+        out.append(problem_for(f"Simulated problem {i}: {body}", scenario=scenario, seed=seed))
+    return out
+
+
+# --- reading solutions back -------------------------------------------------------------------
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` (brace-matched), or None."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, i = 0, start + len("\\boxed{") - 1
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SolutionState:
+    """What a (partial) solution says about the latent state, recovered from its text."""
+
+    direction: int | None
+    steps: int
+    correct: bool
+    first_wrong: str | None
+    answer: str | None
+    tail: str
+    """Text after the last blank line ("" when the prefix ends at a step boundary)."""
+    tail_step: bool
+    """The tail is a started step (header and keyword) that has not stated its value yet."""
+
+
+def parse_solution(problem: SimProblem, text: str) -> SolutionState:
+    """Re-parse a solution prefix: direction (keyword), steps done, correctness, final answer."""
+    pieces = _BLANK_LINE_RE.split(text)
+    ended = not text.strip() or _ENDS_AT_BREAK_RE.search(text) is not None
+    tail = "" if ended else pieces[-1]
+    direction: int | None = None
+    steps, correct, first_wrong, answer, tail_step = 0, True, None, None, False
+    for pos, piece in enumerate(pieces):
+        if not piece.strip():
+            continue
+        boxed = last_boxed(piece)
+        if boxed is not None:
+            answer = boxed
+            break
+        kw = KEYWORD_RE.search(piece)
+        vals = _STEP_VALUE_RE.findall(piece)
+        idx = problem.direction_of(kw.group(1)) if kw else None
+        if not vals:
+            tail_step = pos == len(pieces) - 1 and not ended and idx is not None
+            continue
+        if direction is None:
+            if idx is None:
+                continue
+            direction = idx
+        steps += 1
+        d = problem.directions[direction]
+        ok = idx == direction and steps <= d.n_steps and int(vals[-1]) == d.values[steps - 1]
+        if correct and not ok:
+            correct, first_wrong = False, piece
+    return SolutionState(direction, steps, correct, first_wrong, answer, tail, tail_step)
+
+
+def _normalise_answer(ans: str) -> str:
+    s = ans.strip().strip("$").strip()
+    for junk in ("\\left", "\\right", "\\!", "\\,", "\\ ", " "):
+        s = s.replace(junk, "")
+    return s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").rstrip(".")
+
+
+def is_correct_text(gold: str, answer: str) -> bool:
+    """String-and-number comparison of two answers (the simulator only emits clean answers)."""
+    a, g = _normalise_answer(answer), _normalise_answer(gold)
+    if a == g:
+        return True
+    try:
+        return abs(float(a) - float(g)) <= 1e-6 * max(1.0, abs(float(g)))
+    except ValueError:
+        return False
+
+
+def is_correct(problem: SimProblem, answer: str | None) -> bool:
+    """Whether `answer` (a `\\boxed{}` content) is the problem's gold answer."""
+    return answer is not None and is_correct_text(problem.answer, answer)
+
+
+def oracle_value(problem: SimProblem, solution_text: str) -> float:
+    """Exact P(final answer correct | this partial solution), under the world's own dynamics."""
+    st = parse_solution(problem, solution_text)
+    return _value(problem, st, believe_wrong=False)
+
+
+def apparent_value(
+    problem: SimProblem,
+    solution_text: str,
+    *,
+    seed: int,
+    miss_rate: float | None = None,
+    foresight: float = 1.0,
+) -> float:
+    """A reward model's view of a prefix: myopic and partly blind, where the oracle is exact.
+
+    It overlooks a chain's first wrong step with probability `miss_rate` (default: the
+    direction's `subtlety`; fixed per step text) and then trusts the chain; and it sees only a
+    `foresight` share of the risk still ahead of a chain that looks right (1 = calibrated).
+    """
+    st = parse_solution(problem, solution_text)
+    missed = False
+    if st.first_wrong is not None and st.direction is not None:
+        rate = problem.directions[st.direction].subtlety if miss_rate is None else miss_rate
+        missed = hash_uniform("miss", seed, problem.id, st.first_wrong) < rate
+    value = _value(problem, st, believe_wrong=missed)
+    if value == 0.0:
+        return 0.0
+    return 1.0 - foresight * (1.0 - value)
+
+
+def _value(problem: SimProblem, st: SolutionState, *, believe_wrong: bool) -> float:
+    if st.answer is not None:
+        return 1.0 if believe_wrong or is_correct(problem, st.answer) else 0.0
+    if st.direction is None:
+        return problem.prior_success
+    if not st.correct and not believe_wrong:
+        return 0.0
+    d = problem.directions[st.direction]
+    return (1.0 - d.q) ** max(d.n_steps - st.steps, 0)
