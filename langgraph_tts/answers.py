@@ -22,6 +22,7 @@ from fractions import Fraction
 from typing import Literal
 
 __all__ = [
+    "VOTE_RULES",
     "AnswerGroup",
     "VoteResult",
     "VoteRule",
