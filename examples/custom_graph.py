@@ -33,7 +33,9 @@ async def consensus(state: SearchState, runtime: Runtime[SearchContext]) -> dict
 
 def build() -> Any:
     config = SimConfig(seed=2)
-    nodes = SearchNodes(policy=SimPolicy(config), reward=SimPRM(config), embedder=SimEmbedder(config))
+    nodes = SearchNodes(
+        policy=SimPolicy(config), reward=SimPRM(config), embedder=SimEmbedder(config)
+    )
     builder = StateGraph(SearchState, context_schema=SearchContext)
     for name in ("init", "expand", "check_done", "score", "embed", "allocate", "vote"):
         builder.add_node(name, getattr(nodes, name))
@@ -57,9 +59,11 @@ async def main() -> None:
     problem = make_problems(1, scenario="easy", seed=4)[0]
     ctx = SearchContext(strategy="dora", budget=16, seed=1)
     out = await graph.ainvoke({"problem": problem.text}, context=ctx)
-    print(f"answer {out['answer']} (truth {problem.answer}); stopped: "
-          f"{out['result']['stop_reason']} after {out['result']['iterations']} iterations, "
-          f"{out['ledger']['samples']} samples")
+    print(
+        f"answer {out['answer']} (truth {problem.answer}); stopped: "
+        f"{out['result']['stop_reason']} after {out['result']['iterations']} iterations, "
+        f"{out['ledger']['samples']} samples"
+    )
 
 
 if __name__ == "__main__":
