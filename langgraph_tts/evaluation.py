@@ -164,7 +164,11 @@ async def run_eval(
     todo = [p for p in problems if p["id"] not in done]
     grader = grader or default_grader()
     limit = asyncio.Semaphore(concurrency)
-    settings_dict = asdict(settings) if is_dataclass(settings) else dict(settings)
+    settings_dict = (
+        asdict(settings)
+        if is_dataclass(settings) and not isinstance(settings, type)
+        else dict(settings)
+    )
     settings_dict.pop("api_key", None)
     _end_torn_line(results_path)
     with results_path.open("a", encoding="utf-8") as sink:

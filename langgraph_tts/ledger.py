@@ -49,6 +49,7 @@ class Ledger(TypedDict, total=False):
 
 
 _MAX_KEYS = frozenset({"wall_s"})
+_FLOAT_KEYS = frozenset({"wall_s", "flops"})
 
 
 def empty_ledger() -> Ledger:
@@ -72,13 +73,14 @@ def empty_ledger() -> Ledger:
 
 def merge_ledgers(left: Ledger | None, right: Ledger | None) -> Ledger:
     """Reducer: add counters key by key (max for `wall_s`). Never mutates its inputs."""
-    out: dict[str, float] = dict(left or {})
-    for key, value in (right or {}).items():
+    out: dict[str, float] = {k: float(v) for k, v in (left or {}).items()}  # type: ignore[arg-type]
+    for key, raw in (right or {}).items():
+        value = float(raw)  # type: ignore[arg-type]
         if key in _MAX_KEYS:
             out[key] = max(out.get(key, 0.0), value)
         else:
             out[key] = out.get(key, 0) + value
-    return out  # type: ignore[return-value]
+    return {k: (int(v) if k not in _FLOAT_KEYS else v) for k, v in out.items()}  # type: ignore[return-value]
 
 
 def add_flops(delta: Ledger, params_b: float | None, tokens: int) -> Ledger:

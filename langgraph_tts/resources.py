@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from .clients.types import Embedder, Policy, RewardModel
 
@@ -48,13 +48,9 @@ def _pooling_prm(
 ) -> RewardModel:
     from .clients.prm import PoolingPRM
 
+    mode = cast(Literal["auto", "on", "off"], batch)
     return PoolingPRM(
-        url,
-        model,
-        api_key=api_key,
-        max_concurrency=concurrency,
-        batch=batch,
-        template=template,  # type: ignore[arg-type]
+        url, model, api_key=api_key, max_concurrency=concurrency, batch=mode, template=template
     )
 
 
@@ -116,7 +112,7 @@ def resolve_clients(
                 ctx.prm_template or None,
             )
         else:
-            reward = _verifier(pol, ctx.max_concurrency)
+            reward = _verifier(pol, ctx.max_concurrency)  # type: ignore[arg-type]
             verifier = "generative_verifier"
     elif type(reward).__name__ == "GenerativeVerifier":
         verifier = "generative_verifier"

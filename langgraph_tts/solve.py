@@ -49,10 +49,10 @@ class Solver:
         grader: Grader | None = None,
     ) -> None:
         self.context = context or ScaleContext()
-        self._clients = {"policy": policy, "prm": prm, "embedder": embedder, "grader": grader}
-        self._graphs: dict[str, CompiledStateGraph] = {}
+        self.policy, self.prm, self.embedder, self.grader = policy, prm, embedder, grader
+        self._graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
 
-    def graph_for(self, strategy: str) -> CompiledStateGraph:
+    def graph_for(self, strategy: str) -> CompiledStateGraph[Any, Any, Any, Any]:
         """The compiled graph that runs `strategy` (built on first use)."""
         kind = "scale" if strategy == "scale" else "search"
         if strategy not in SEARCH_STRATEGIES and strategy != "scale":
@@ -61,11 +61,15 @@ class Solver:
             if kind == "scale":
                 from .scale.graph import create_scale_graph
 
-                self._graphs[kind] = create_scale_graph(**self._clients)
+                self._graphs[kind] = create_scale_graph(
+                    self.policy, prm=self.prm, embedder=self.embedder, grader=self.grader
+                )
             else:
                 from .search.graph import create_search_graph
 
-                self._graphs[kind] = create_search_graph(None, **self._clients)
+                self._graphs[kind] = create_search_graph(
+                    None, self.policy, self.prm, self.embedder, grader=self.grader
+                )
         return self._graphs[kind]
 
     async def __call__(
@@ -83,9 +87,8 @@ class Solver:
             out: dict[str, Any] = await graph.ainvoke(inputs, context=ctx)
             return out
         final: dict[str, Any] = {}
-        async for mode, chunk in graph.astream(
-            inputs, context=ctx, stream_mode=["custom", "values"]
-        ):
+        stream: Any = graph.astream(inputs, context=ctx, stream_mode=["custom", "values"])
+        async for mode, chunk in stream:
             if mode == "custom":
                 on_event(chunk)
             else:
@@ -131,7 +134,7 @@ def build_solve_graph(
     embedder: Embedder | None = None,
     grader: Grader | None = None,
     **settings: Any,
-) -> StateGraph:
+) -> StateGraph[Any, Any, Any, Any]:
     """Build the dispatching graph; `settings` are `ScaleContext` defaults for runs without one."""
     solver = Solver(
         ScaleContext(**settings), policy=policy, prm=prm, embedder=embedder, grader=grader
@@ -152,7 +155,7 @@ def create_solve_graph(
     checkpointer: Any = None,
     name: str = "solve_math",
     **settings: Any,
-) -> CompiledStateGraph:
+) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the "solve math" graph (strategy, budget and endpoints come from the context)."""
     builder = build_solve_graph(
         policy=policy, prm=prm, embedder=embedder, grader=grader, **settings

@@ -93,7 +93,7 @@ def merge_nodes(left: list[TreeNode] | None, right: list[TreeNode] | None) -> li
     for node in right or []:
         nid = node["id"]
         if nid < len(out):
-            out[nid] = {**out[nid], **node}  # type: ignore[typeddict-item]
+            out[nid] = {**out[nid], **node}
         elif nid == len(out):
             out.append(node)
         else:

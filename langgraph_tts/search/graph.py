@@ -45,7 +45,7 @@ def build_search_graph(
     embedder: Embedder | None = None,
     grader: Grader | None = None,
     **settings: Any,
-) -> StateGraph:
+) -> StateGraph[Any, Any, Any, Any]:
     """Build (not compile) the search graph, for users who add nodes or compile themselves.
 
     Args:
@@ -106,7 +106,7 @@ def create_search_graph(
     name: str = "search",
     grader: Grader | None = None,
     **settings: Any,
-) -> CompiledStateGraph:
+) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the search graph.
 
     Example:

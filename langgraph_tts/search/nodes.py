@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
@@ -22,7 +22,7 @@ from ..clients.types import ChatMessage, Embedder, Policy, RewardModel, Sampling
 from ..context import STEP_STRATEGIES, SearchContext
 from ..errors import ConfigError
 from ..grading import Grader, default_grader
-from ..ledger import Ledger, add_flops, empty_ledger
+from ..ledger import Ledger, add_flops, empty_ledger, merge_ledgers
 from ..prompts import POLICY_SYSTEM_PROMPT, STEP_DELIMITER
 from ..resources import Clients, resolve_clients
 from ..state import SearchState, TreeNode, count_by_id, path_text
@@ -192,7 +192,7 @@ class SearchNodes:
                 group = parent["group"]
                 if nid == 0:
                     group = j // ctx.beam_width if ctx.strategy == "dvts" else j
-                outcome = (
+                outcome: Literal["step", "eos", "length"] = (
                     "eos" if sample.ended_solution else "length" if sample.truncated else "step"
                 )
                 new_nodes.append(
@@ -216,8 +216,7 @@ class SearchNodes:
                     )
                 )
                 next_id += 1
-            for key, value in _policy_delta(ctx, len(gen.samples), gen.usage).items():
-                delta[key] = delta.get(key, 0) + value  # type: ignore[literal-required]
+            delta = merge_ledgers(delta, _policy_delta(ctx, len(gen.samples), gen.usage))
         return {"nodes": new_nodes, "new": [n["id"] for n in new_nodes], "ledger": delta}
 
     async def check_done(
@@ -468,7 +467,7 @@ def _allocate(
         else:
             params["embeddings"] = [[1.0]]
     result = allocation.allocate(rule, scores, budget, **params)
-    gammas = result.gamma or [None] * len(ids)
+    gammas: list[float | None] = list(result.gamma) if result.gamma else [None] * len(ids)
     return [
         (nid, count, float(w), None if g is None else float(g))
         for nid, count, w, g in zip(ids, result.counts, result.weights, gammas, strict=True)
