@@ -36,7 +36,7 @@ class SimConfig(BaseModel):
     prm_miss_rate: float | None = None
     """Probability that the PRM (or verifier) overlooks a chain's first wrong step; None uses
     each direction's own `subtlety`. Unused when the noise is 0 (the oracle sees everything)."""
-    prm_foresight: float = 0.15
+    prm_foresight: float = 0.5
     """Share of a right-looking chain's remaining risk the PRM sees (1 = calibrated to the
     direction's success rate). Small values make PRM scores of different directions close,
     as with real PRMs that judge the steps written so far. Unused when the noise is 0."""

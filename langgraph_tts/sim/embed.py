@@ -25,7 +25,7 @@ from langgraph_tts.sim.world import rng_for
 __all__ = ["embed_text"]
 
 _W_COMMON, _W_FAMILY, _W_VARIANT, _W_STEPS, _W_WORDS = np.sqrt(
-    np.array([0.76, 0.13, 0.03, 0.02, 0.06])
+    np.array([0.77, 0.175, 0.005, 0.02, 0.03])
 )
 _TOPIC_SHARE = 0.6
 """Families of one topic share this much of their family vector (cosine 0.36 between them)."""

@@ -180,7 +180,7 @@ class SimEngine:
         """`GET /v1/models`: the three simulated models, OpenAI format."""
         cfg, now = self.config, int(time.time())
         names = (cfg.policy_model, cfg.prm_model, cfg.embed_model)
-        data = [
+        data: list[dict[str, Any]] = [
             {
                 "id": name,
                 "object": "model",
@@ -345,7 +345,8 @@ class SimEngine:
                 f"Task {task!r} is not supported by this model; supported tasks: "
                 '[\'token_classify\']. Send "task": "token_classify".',
             )
-        data, n_tokens = [], 0
+        data: list[dict[str, Any]] = []
+        n_tokens = 0
         for index, (problem_text, answer, rendered) in enumerate(self._pooling_items(body)):
             problem = self.problem(problem_text)
             n_tokens += count_tokens(rendered)

@@ -83,7 +83,8 @@ def direction_probs(problem: SimProblem, s: Sampling) -> np.ndarray:
         keep[order[cutoff:]] = False
     keep[order[0]] = True
     p = np.where(keep, p, 0.0)
-    return p / p.sum()
+    probs: np.ndarray = p / p.sum()
+    return probs
 
 
 def final_sentence(answer: str) -> str:
@@ -105,7 +106,7 @@ def _step_text(d: Direction, k: int, value: int, rng: np.random.Generator, s: Sa
     sentence = form.format(kw=d.keyword, action=action)
     body = f"## Step {k}: {action[0].upper()}{action[1:]}\n{sentence}"
     if rng.random() < s.ramble_rate:
-        target, parts = int(rng.integers(300, 800)), []
+        target, parts = int(rng.integers(300, 800)), list[str]()
         while count_tokens(" ".join(parts)) < target:
             parts.append(str(RAMBLE_SENTENCES[int(rng.integers(0, len(RAMBLE_SENTENCES)))]))
         body += ". " + " ".join(parts) + f" Putting it all together, we {action} once more"

@@ -6,6 +6,7 @@ clients see the same failures against the simulator as against a real deployment
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 import zlib
@@ -72,9 +73,14 @@ def token_pieces(text: str) -> list[str]:
     return _PIECE_RE.findall(text)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _piece_id(piece: str) -> int:
+    return zlib.crc32(piece.strip().encode("utf-8")) % _VOCAB
+
+
 def token_ids(text: str) -> list[int]:
     """Stable fake vocabulary ids of the tokens of `text`."""
-    return [zlib.crc32(p.strip().encode("utf-8")) % _VOCAB for p in token_pieces(text)]
+    return [_piece_id(p) for p in token_pieces(text)]
 
 
 def prompt_tokens(messages: Sequence[Message]) -> int:

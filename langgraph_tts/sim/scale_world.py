@@ -51,16 +51,23 @@ _DIFFICULTY_RE = re.compile(
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 
 
+COT_PART_FACTOR = 0.95
+"""Solving everything in one chain (CoT) makes each part this much less reliable than solving
+it alone with the earlier results in hand (why decomposition helps)."""
+COT_TOKEN_SHARE = 0.4
+"""A single thinking chain reuses work: CoT thinking costs this share of the per-part sum."""
+
+
 def accuracy(difficulty: float, *, thinking: bool) -> float:
     """P(correct) of one sub-problem given correct context: System 2 degrades far more slowly."""
     s = float(np.clip(difficulty, 0.0, 1.0))
-    acc = 0.99 - 0.4 * s**2 if thinking else 0.97 - 0.95 * s**1.5
-    return float(np.clip(acc, 0.02, 0.99))
+    acc = 0.995 - 0.08 * s**2 if thinking else 0.98 - 0.45 * s**2
+    return float(np.clip(acc, 0.02, 0.995))
 
 
 def _tokens_needed(difficulty: float, *, thinking: bool, rng: np.random.Generator) -> int:
     """Reasoning tokens (thinking) or answer tokens (non-thinking) spent on one sub-problem."""
-    base = 250 + 6000 * difficulty**2 if thinking else 40 + 220 * difficulty
+    base = 300 + 5000 * difficulty**2 if thinking else 40 + 220 * difficulty
     return max(10, int(base * rng.uniform(0.75, 1.25)))
 
 
@@ -179,7 +186,8 @@ def solve_reply(
     index = locate_subproblem(problem, question) if question is not None else None
     if index is None:
         targets = list(subs)
-        prob = float(np.prod([accuracy(s.difficulty, thinking=thinking) for s in subs]))
+        parts = [COT_PART_FACTOR * accuracy(s.difficulty, thinking=thinking) for s in subs]
+        prob = float(np.prod(parts))
         truth = problem.answer
     else:
         targets = [subs[index]]
@@ -193,6 +201,8 @@ def solve_reply(
     else:
         answer = str(int(truth) + int(rng.integers(1, 40)))
     need = sum(_tokens_needed(s.difficulty, thinking=thinking, rng=rng) for s in targets)
+    if index is None and thinking:
+        need = int(need * COT_TOKEN_SHARE)
     what = "the problem" if index is None else targets[0].descriptions[0].rstrip(".").lower()
     closing = f"So the result of this part is ${answer}$.\n\nThe answer is $\\boxed{{{answer}}}$."
     if thinking:

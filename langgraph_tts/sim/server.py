@@ -77,6 +77,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
+        # headers and body go out in separate writes; without this, Nagle + delayed ACK add
+        # ~40 ms to every keep-alive request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._conns_lock:
             self._conns.add(sock)
         return sock, addr
@@ -120,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -220,6 +223,7 @@ class SimServer:
         self._httpd = httpd
         self._thread = thread
         host, port = httpd.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else str(host)
         self.port: int = int(port)
         self.url: str = f"http://{host}:{self.port}"
         self.base_url: str = self.url + "/v1"
@@ -323,7 +327,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         config = _config_from_args(args)
     except ValidationError as err:
         first = err.errors()[0]
-        sys.stderr.write(f"sim-server: invalid option: {first['msg']}\n")
+        field = ".".join(str(x) for x in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        sys.stderr.write(f"sim-server: invalid option {field}: {message}\n")
         return 2
     try:
         server = start_server(config, host=args.host, port=args.port)

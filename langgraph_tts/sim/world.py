@@ -8,15 +8,25 @@ a stateless server can rebuild the same world for every request.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 
+from langgraph_tts.sim.latent import (
+    Direction,
+    SimProblem,
+    SubProblem,
+    count_tokens,
+    cut_to_tokens,
+    hash_normal,
+    hash_uniform,
+    is_correct_text,
+    rng_for,
+    stable_hex,
+)
 from langgraph_tts.sim.vocab import (
     ACTIONS,
     FAMILIES,
@@ -37,6 +47,7 @@ __all__ = [
     "hash_normal",
     "hash_uniform",
     "is_correct",
+    "is_correct_text",
     "last_boxed",
     "make_problems",
     "oracle_value",
@@ -46,121 +57,10 @@ __all__ = [
 ]
 
 SCENARIOS = ("default", "popular_worse", "easy", "hard")
-_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _STEP_VALUE_RE = re.compile(r"which gives \$(-?\d+)\$")
 _BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
 _ENDS_AT_BREAK_RE = re.compile(r"\n[ \t]*\n[ \t]*$")
 _DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-_NORMAL = NormalDist()
-
-
-# --- tokens and hashing -----------------------------------------------------------------------
-
-
-def count_tokens(text: str) -> int:
-    """The simulator's tokenizer: words and single punctuation marks; whitespace is free."""
-    return len(_TOKEN_RE.findall(text))
-
-
-def cut_to_tokens(text: str, max_tokens: int) -> str:
-    """The longest prefix of `text` holding at most `max_tokens` tokens (a `max_tokens` cut)."""
-    if max_tokens <= 0:
-        return ""
-    for i, match in enumerate(_TOKEN_RE.finditer(text), start=1):
-        if i == max_tokens:
-            return text[: match.end()]
-    return text
-
-
-def _digest(parts: tuple[object, ...]) -> bytes:
-    joined = "\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(joined, digest_size=16).digest()
-
-
-def rng_for(*parts: object) -> np.random.Generator:
-    """A generator seeded by the hash of `parts`: same parts, same stream, on every platform."""
-    return np.random.default_rng(int.from_bytes(_digest(parts), "little"))
-
-
-def hash_uniform(*parts: object) -> float:
-    """A uniform draw in (0, 1) fixed by `parts` (cheaper than building a generator)."""
-    return (int.from_bytes(_digest(parts)[:8], "little") + 0.5) / 2.0**64
-
-
-def hash_normal(*parts: object) -> float:
-    """A standard normal draw fixed by `parts`."""
-    return _NORMAL.inv_cdf(hash_uniform(*parts))
-
-
-# --- the latent world -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Direction:
-    """A latent reasoning approach: chosen at step 1, then followed for `n_steps` steps."""
-
-    name: str
-    """Family of the approach (e.g. "similarity"); variants of one family are near-paraphrases."""
-    keyword: str
-    """The distinctive phrase every step of this direction contains."""
-    n_steps: int
-    q: float
-    """Probability that a step goes wrong, given the chain so far is right."""
-    popularity: float
-    """Probability of picking this direction at temperature 1."""
-    actions: tuple[str, ...]
-    templates: tuple[tuple[str, ...], ...]
-    """Per step, the sentence forms (paraphrases) a sample may use."""
-    values: tuple[int, ...]
-    """True intermediate value stated by each step."""
-    typical_wrong: str
-    """The wrong final answer this direction lands on most of the time when it goes wrong."""
-    subtlety: float = 0.4
-    """Probability that a reward model overlooks a wrong step of this direction (plausible
-    but flawed approaches make subtle errors)."""
-
-    @property
-    def p(self) -> float:
-        """Probability that a solution following this direction ends with the right answer."""
-        return (1.0 - self.q) ** self.n_steps
-
-
-@dataclass(frozen=True)
-class SubProblem:
-    """SCALE's view of a problem: one sub-problem of its decomposition."""
-
-    descriptions: tuple[str, ...]
-    """Paraphrases of the sub-problem (different outlines word it differently)."""
-    value: str
-    difficulty: float
-
-
-@dataclass(frozen=True)
-class SimProblem:
-    """A problem and its latent world. Shared through a cache: treat it as read-only."""
-
-    id: str
-    text: str
-    answer: str
-    difficulty: float
-    directions: list[Direction]
-    subproblems: list[SubProblem]
-    scenario: str = "default"
-    source: str = "generated"
-    wrong_answers: tuple[str, ...] = field(default=(), repr=False)
-    """Pool of plausible wrong final answers (random errors draw from it)."""
-
-    def direction_of(self, keyword: str) -> int | None:
-        """Index of the direction with this keyword phrase, if it belongs to this problem."""
-        for i, d in enumerate(self.directions):
-            if d.keyword == keyword:
-                return i
-        return None
-
-    @property
-    def prior_success(self) -> float:
-        """P(correct) of a fresh solution at temperature 1: popularity-weighted success."""
-        return float(sum(d.popularity * d.p for d in self.directions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +150,7 @@ def _direction(
     pop: float,
     wrong: str,
     subtlety: float,
+    looks: float | None = None,
 ) -> Direction:
     actions = tuple(str(a) for a in rng.choice(ACTIONS, size=n_steps, replace=False))
     templates = tuple(
@@ -271,6 +172,7 @@ def _direction(
         values,
         wrong,
         round(float(subtlety), 3),
+        -1.0 if looks is None else round(float(looks), 3),
     )
 
 
@@ -294,14 +196,24 @@ def _mixed_directions(rng: np.random.Generator, d: float, wrongs: list[str]) -> 
     return out
 
 
-POPULAR_WORSE = {
-    "crowd": {"share": 0.80, "p": (0.10, 0.20), "subtlety": (0.9, 0.98)},
-    "medium": {"share": 0.14, "p": (0.30, 0.45), "subtlety": (0.4, 0.5)},
-    "rare": {"share": 0.06, "p": (0.80, 0.90), "subtlety": (0.2, 0.3)},
+@dataclass(frozen=True, slots=True)
+class _Role:
+    share: float
+    """Popularity (for the crowd: shared by its three variants)."""
+    p: tuple[float, float]
+    subtlety: tuple[float, float]
+    looks: tuple[float, float]
+
+
+POPULAR_WORSE: dict[str, _Role] = {
+    "crowd": _Role(0.80, (0.10, 0.20), (0.90, 0.98), (0.75, 0.90)),
+    "medium": _Role(0.14, (0.30, 0.45), (0.40, 0.50), (0.40, 0.60)),
+    "rare": _Role(0.06, (0.80, 0.90), (0.20, 0.30), (0.80, 0.90)),
 }
-"""`popular_worse`: the three variants of one family share 80% of the popularity (split
-around 27% each), fail 80-90% of the time, mostly with subtle errors and on one shared wrong
-answer; one other direction is middling; one rare direction (6%) usually succeeds."""
+"""`popular_worse` (ranges are uniform draws per problem): the three variants of one family
+share 80% of the popularity, succeed only 10-20% of the time, make errors a PRM mostly misses,
+look as promising as the good direction and share one wrong answer; one other direction is
+middling; one rare direction (6%) succeeds 80-90% of the time."""
 
 
 def _popular_worse_directions(
@@ -311,17 +223,18 @@ def _popular_worse_directions(
     one rarely picked direction that usually succeeds."""
     crowd, medium, rare = (FAMILIES[int(i)] for i in rng.choice(len(FAMILIES), 3, replace=False))
     plan = [
-        (crowd, v, "crowd", float(w) * POPULAR_WORSE["crowd"]["share"], wrongs[0])
+        (crowd, v, "crowd", float(w) * POPULAR_WORSE["crowd"].share, wrongs[0])
         for v, w in zip(crowd.variants, rng.dirichlet(np.full(3, 6.0)), strict=True)
     ]
     for fam, role, wrong in ((medium, "medium", wrongs[1]), (rare, "rare", wrongs[2])):
-        plan.append((fam, str(rng.choice(fam.variants)), role, POPULAR_WORSE[role]["share"], wrong))
+        plan.append((fam, str(rng.choice(fam.variants)), role, POPULAR_WORSE[role].share, wrong))
     out = []
     for fam, kw, role, pop, wrong in plan:
         spec = POPULAR_WORSE[role]
-        p = rng.uniform(*spec["p"])
-        subtle = rng.uniform(*spec["subtlety"])
-        out.append(_direction(rng, kw, fam.name, _n_steps(rng, d), p, pop, wrong, subtle))
+        p = rng.uniform(*spec.p)
+        subtle = rng.uniform(*spec.subtlety)
+        looks = rng.uniform(*spec.looks)
+        out.append(_direction(rng, kw, fam.name, _n_steps(rng, d), p, pop, wrong, subtle, looks))
     return [out[int(i)] for i in rng.permutation(len(out))]
 
 
@@ -356,7 +269,7 @@ def problem_for(text: str, *, scenario: str = "default", seed: int = 0) -> SimPr
     rng = rng_for("problem", scenario, seed, key)
     rec = _dataset_index().get(key)
     answer = rec.answer if rec else str(int(rng.integers(2, 1000)))
-    pid = rec.id if rec and rec.id else "sim-" + _digest(("id", key)).hex()[:12]
+    pid = rec.id if rec and rec.id else "sim-" + stable_hex("id", key)
     d = _scenario_difficulty(_base_difficulty(rec, rng), scenario)
     taken: set[str] = set()
     wrongs: list[str] = []
@@ -471,24 +384,6 @@ def parse_solution(problem: SimProblem, text: str) -> SolutionState:
     return SolutionState(direction, steps, correct, first_wrong, answer, tail, tail_step)
 
 
-def _normalise_answer(ans: str) -> str:
-    s = ans.strip().strip("$").strip()
-    for junk in ("\\left", "\\right", "\\!", "\\,", "\\ ", " "):
-        s = s.replace(junk, "")
-    return s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").rstrip(".")
-
-
-def is_correct_text(gold: str, answer: str) -> bool:
-    """String-and-number comparison of two answers (the simulator only emits clean answers)."""
-    a, g = _normalise_answer(answer), _normalise_answer(gold)
-    if a == g:
-        return True
-    try:
-        return abs(float(a) - float(g)) <= 1e-6 * max(1.0, abs(float(g)))
-    except ValueError:
-        return False
-
-
 def is_correct(problem: SimProblem, answer: str | None) -> bool:
     """Whether `answer` (a `\\boxed{}` content) is the problem's gold answer."""
     return answer is not None and is_correct_text(problem.answer, answer)
@@ -511,8 +406,9 @@ def apparent_value(
     """A reward model's view of a prefix: myopic and partly blind, where the oracle is exact.
 
     It overlooks a chain's first wrong step with probability `miss_rate` (default: the
-    direction's `subtlety`; fixed per step text) and then trusts the chain; and it sees only a
-    `foresight` share of the risk still ahead of a chain that looks right (1 = calibrated).
+    direction's `subtlety`; fixed per step text) and then trusts the chain. For a chain that
+    looks right it judges the risk ahead from how promising the direction looks (`looks`, not
+    the true `p`) and sees only a `foresight` share of that risk (1 = fully calibrated).
     """
     st = parse_solution(problem, solution_text)
     missed = False
@@ -522,6 +418,11 @@ def apparent_value(
     value = _value(problem, st, believe_wrong=missed)
     if value == 0.0:
         return 0.0
+    if st.answer is None and st.direction is not None:
+        d = problem.directions[st.direction]
+        value = d.looks ** (max(d.n_steps - st.steps, 0) / d.n_steps)
+    elif st.direction is None:
+        value = float(sum(d.popularity * d.looks for d in problem.directions))
     return 1.0 - foresight * (1.0 - value)
 
 
