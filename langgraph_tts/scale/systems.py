@@ -22,9 +22,12 @@ from .state import Mode
 __all__ = [
     "AUX_MAX_TOKENS",
     "ThinkingPolicy",
+    "aux_max_tokens",
+    "derive_seed",
     "policy_delta",
     "resolve_system",
     "search_context",
+    "search_thinking",
     "system_params",
 ]
 
