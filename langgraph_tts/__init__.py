@@ -18,6 +18,9 @@ _EXPORTS = {
     "build_search_graph": "langgraph_tts.search.graph",
     "create_scale_graph": "langgraph_tts.scale.graph",
     "build_scale_graph": "langgraph_tts.scale.graph",
+    "ScaleNodes": "langgraph_tts.scale.nodes",
+    "ScaleState": "langgraph_tts.scale.state",
+    "route_subproblem": "langgraph_tts.scale.nodes",
     "create_solve_graph": "langgraph_tts.solve",
     "build_solve_graph": "langgraph_tts.solve",
     "asolve": "langgraph_tts.solve",
@@ -64,6 +67,8 @@ __all__ = [
     "PoolingPRM",
     "SamplingParams",
     "ScaleContext",
+    "ScaleNodes",
+    "ScaleState",
     "SearchContext",
     "SearchNodes",
     "SearchState",
@@ -81,6 +86,7 @@ __all__ = [
     "create_search_graph",
     "create_solve_graph",
     "extract_answer",
+    "route_subproblem",
     "vote",
 ]
 
@@ -112,6 +118,8 @@ if TYPE_CHECKING:
     from .grading import Grader
     from .ledger import Ledger
     from .scale.graph import build_scale_graph, create_scale_graph
+    from .scale.nodes import ScaleNodes, route_subproblem
+    from .scale.state import ScaleState
     from .search.graph import build_search_graph, create_search_graph
     from .search.nodes import SearchNodes
     from .solve import Solver, asolve, build_solve_graph, create_solve_graph

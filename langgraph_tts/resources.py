@@ -17,7 +17,7 @@ from .clients.types import Embedder, Policy, RewardModel
 if TYPE_CHECKING:
     from .context import SearchContext
 
-__all__ = ["Clients", "resolve_clients"]
+__all__ = ["Clients", "chat_policy", "resolve_clients"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ class Clients:
 
 
 @lru_cache(maxsize=64)
-def _chat_policy(base_url: str, model: str, api_key: str | None, concurrency: int) -> Policy:
+def chat_policy(base_url: str, model: str, api_key: str | None, concurrency: int) -> Policy:
+    """A cached `ChatPolicy`: one connection pool per (server, model, key, concurrency)."""
     from .clients.policy import ChatPolicy
 
     return ChatPolicy(base_url, model, api_key=api_key, max_concurrency=concurrency)
@@ -99,7 +100,7 @@ def resolve_clients(
     need_embedder: bool = False,
 ) -> Clients:
     """Clients for a run: explicit objects win, the context's URLs fill the gaps."""
-    pol = policy or _chat_policy(ctx.base_url, ctx.model, ctx.api_key, ctx.max_concurrency)
+    pol = policy or chat_policy(ctx.base_url, ctx.model, ctx.api_key, ctx.max_concurrency)
     verifier: VerifierKind = "prm"
     if reward is None:
         if ctx.prm_url:

@@ -16,7 +16,7 @@ from typing import Any
 from ..clients.types import ChatMessage, Generation, Policy, SamplingParams
 from ..context import STEP_STRATEGIES, ScaleContext, SearchContext
 from ..ledger import Ledger, add_flops
-from ..resources import _chat_policy
+from ..resources import chat_policy
 from .state import Mode
 
 __all__ = [
@@ -51,7 +51,7 @@ def resolve_system(
     model = ctx.system1_model if mode == "system1" else ctx.system2_model
     if default is not None and url is None and model is None:
         return default
-    return _chat_policy(url or ctx.base_url, model or ctx.model, ctx.api_key, ctx.max_concurrency)
+    return chat_policy(url or ctx.base_url, model or ctx.model, ctx.api_key, ctx.max_concurrency)
 
 
 def _thinking_kwargs(thinking: bool | None) -> dict[str, Any] | None:
