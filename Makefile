@@ -12,11 +12,11 @@ $(BIN)/.core: pyproject.toml
 	touch $@
 
 $(BIN)/.dev: $(BIN)/.core
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,embed]"
 	touch $@
 
 demo: $(BIN)/.core
-	$(BIN)/langgraph-tts demo
+	@$(BIN)/langgraph-tts demo
 
 test: $(BIN)/.dev
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc

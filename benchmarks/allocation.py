@@ -34,6 +34,7 @@ async def run_cell(
     *,
     scenario: str,
     prm_noise: float | None,
+    prm_miss_rate: float | None = None,
     seed: int,
     concurrency: int,
 ) -> dict[str, Any]:
@@ -41,6 +42,8 @@ async def run_cell(
     config_args: dict[str, Any] = {"scenario": scenario, "seed": seed}
     if prm_noise is not None:
         config_args["prm_noise"] = prm_noise
+    if prm_miss_rate is not None:
+        config_args["prm_miss_rate"] = prm_miss_rate
     config = SimConfig(**config_args)
     graph = create_search_graph(
         strategy, SimPolicy(config), SimPRM(config), SimEmbedder(config), budget=budget
@@ -84,7 +87,9 @@ def render(table: dict[str, dict[int, dict[str, Any]]], budgets: list[int]) -> s
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     problems = make_problems(args.problems, scenario=args.scenario, seed=args.seed)
     table: dict[str, dict[int, dict[str, Any]]] = {}
-    rows = [(s, None) for s in STRATEGIES] + [(s, 0.0) for s in ORACLE_STRATEGIES]
+    rows = [(s, None) for s in args.strategies]
+    if not args.no_oracle:
+        rows += [(s, 0.0) for s in ORACLE_STRATEGIES]
     for strategy, noise in rows:
         name = strategy if noise is None else f"{strategy} (oracle PRM)"
         table[name] = {}
@@ -96,6 +101,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 problems,
                 scenario=args.scenario,
                 prm_noise=noise,
+                prm_miss_rate=args.prm_miss_rate,
                 seed=args.seed,
                 concurrency=args.concurrency,
             )
@@ -116,13 +122,22 @@ def main() -> None:
     parser.add_argument("--scenario", default="popular_worse")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
+    parser.add_argument(
+        "--prm-miss-rate",
+        type=float,
+        help="how often the PRM overlooks a wrong step, for every direction (default: each "
+        "direction's own subtlety; see docs/simulator.md)",
+    )
+    parser.add_argument("--no-oracle", action="store_true", help="skip the oracle-PRM rows")
     parser.add_argument("--json", help="also write the table as JSON to this path")
     args = parser.parse_args()
     os.environ.setdefault("LANGSMITH_TRACING", "false")
     started = time.perf_counter()
     table = asyncio.run(main_async(args))
     print(
-        f"\nscenario={args.scenario}, {args.problems} simulated problems, seed={args.seed}, "
+        f"\nscenario={args.scenario}, prm_miss_rate={args.prm_miss_rate}, "
+        f"{args.problems} simulated problems, seed={args.seed}, "
         f"{time.perf_counter() - started:.0f}s\n"
     )
     print(render(table, args.budgets))

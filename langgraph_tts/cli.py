@@ -69,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a strategy on a dataset")
     e.add_argument(
-        "--dataset", required=True, help="math500, aime24, aime25, amc23, gsm8k or a JSONL path"
+        "--dataset",
+        required=True,
+        help="math500, aime24, aime25, amc23, gsm8k, a JSONL path, or sim:<scenario>[:<seed>] "
+        "(simulated problems; serve them with sim-server --scenario <scenario>)",
     )
     e.add_argument("--out", required=True, type=Path, help="output directory")
     e.add_argument("--limit", type=int, help="first K problems only")

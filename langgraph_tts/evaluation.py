@@ -46,8 +46,31 @@ Solver = Callable[[str], Awaitable[dict[str, Any]]]
 """Async function: problem text -> graph output (`answer`, `result`, `ledger`)."""
 
 
+SIM_DATASET_SIZE = 200
+"""Problems in a `sim:<scenario>` dataset when no limit is given."""
+
+
+def _simulated(spec: str, limit: int | None) -> list[dict[str, str]]:
+    """`sim:<scenario>[:<seed>]`: the simulator's own problems (serve with the same scenario)."""
+    from .sim.world import make_problems
+
+    _, _, rest = spec.partition(":")
+    scenario, _, seed = rest.partition(":")
+    scenarios = ("default", "popular_worse", "easy", "hard")
+    if scenario not in scenarios:
+        raise ConfigError(f"unknown simulated scenario {scenario!r}; known: {', '.join(scenarios)}")
+    if seed and not seed.isdigit():
+        raise ConfigError(f"the seed in {spec!r} must be a non-negative integer")
+    problems = make_problems(limit or SIM_DATASET_SIZE, scenario=scenario, seed=int(seed or 0))
+    return [{"id": p.id, "problem": p.text, "answer": p.answer} for p in problems]
+
+
 def load_dataset(name_or_path: str, *, limit: int | None = None) -> list[dict[str, str]]:
-    """Problems of a built-in dataset or of any JSONL file with `problem` and `answer` fields."""
+    """Problems of a built-in dataset, of the simulator (`sim:<scenario>[:<seed>]`, to be run
+    against `langgraph-tts sim-server --scenario <scenario> --seed <seed>`), or of any JSONL
+    file with `problem` and `answer` fields."""
+    if name_or_path.startswith("sim:"):
+        return _simulated(name_or_path, limit)
     if name_or_path in DATASETS:
         text = (resources.files("langgraph_tts") / "data" / DATASETS[name_or_path]).read_text(
             encoding="utf-8"

@@ -80,3 +80,17 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert commands[:2] == ["make demo", "make test"]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "make test" in ci
+
+
+def test_simulated_dataset_matches_the_simulator_world() -> None:
+    from langgraph_tts.sim.world import problem_for
+
+    rows = load_dataset("sim:popular_worse:1", limit=5)
+    assert len(rows) == 5 and len({r["id"] for r in rows}) == 5
+    for r in rows:
+        assert problem_for(r["problem"], scenario="popular_worse", seed=1).answer == r["answer"]
+    assert len(load_dataset("sim:easy")) == 200
+    with pytest.raises(ConfigError, match="scenario"):
+        load_dataset("sim:nope")
+    with pytest.raises(ConfigError, match="seed"):
+        load_dataset("sim:easy:x")

@@ -49,6 +49,7 @@ __all__ = [
     "HTTPClient",
     "LoopLocal",
     "Role",
+    "ServedModel",
     "error_message",
     "parse_retry_after",
     "retry_wait_s",
@@ -484,6 +485,46 @@ def _describe(exc: BaseException | None) -> str:
         return "unknown error"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class ServedModel:
+    """Base of the clients of one model on one server: owns the HTTP core and its settings.
+
+    Subclasses set `role` (it picks the `vllm serve` hint of connection errors) and add the
+    endpoint's request and response handling.
+    """
+
+    role: Role
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.model = model
+        self._http = HTTPClient(
+            url,
+            role=self.role,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            max_retries=max_retries,
+            max_concurrency=max_concurrency,
+            transport=transport,
+            backoff=backoff,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool of the running event loop."""
+        await self._http.aclose()
 
 
 def _validate_url(url: str, role: str) -> str:

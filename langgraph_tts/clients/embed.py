@@ -21,16 +21,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
-import httpx
 import numpy as np
 
 from langgraph_tts.clients._http import (
-    DEFAULT_CONNECT_TIMEOUT_S,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT_S,
-    Backoff,
-    HTTPClient,
+    ServedModel,
     run_sync,
 )
 from langgraph_tts.clients.types import Embeddings, Usage
@@ -39,7 +33,7 @@ from langgraph_tts.errors import ConfigError, ServerError
 __all__ = ["HashingEmbedder", "LocalEmbedder", "OpenAIEmbedder"]
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(ServedModel):
     """An `Embedder` over the OpenAI-style `/embeddings` route: one request per call.
 
     Args:
@@ -54,31 +48,7 @@ class OpenAIEmbedder:
         backoff: Wait settings between attempts.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        *,
-        api_key: str | None = None,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        transport: httpx.AsyncBaseTransport | None = None,
-        backoff: Backoff | None = None,
-    ) -> None:
-        self.model = model
-        self._http = HTTPClient(
-            base_url,
-            role="embed",
-            api_key=api_key,
-            timeout_s=timeout_s,
-            connect_timeout_s=connect_timeout_s,
-            max_retries=max_retries,
-            max_concurrency=max_concurrency,
-            transport=transport,
-            backoff=backoff,
-        )
+    role = "embed"
 
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(base_url={self._http.root_url!r}, model={self.model!r})"
@@ -110,10 +80,6 @@ class OpenAIEmbedder:
     def embed_sync(self, texts: Sequence[str]) -> Embeddings:
         """Blocking `embed` for scripts without a running loop."""
         return run_sync(self.embed(texts))
-
-    async def aclose(self) -> None:
-        """Close the connection pool of the running event loop."""
-        await self._http.aclose()
 
 
 class LocalEmbedder:

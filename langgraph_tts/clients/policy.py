@@ -11,15 +11,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from langgraph_tts.clients._http import (
-    DEFAULT_CONNECT_TIMEOUT_S,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT_S,
-    Backoff,
-    HTTPClient,
+    ServedModel,
     run_sync,
 )
 from langgraph_tts.clients.types import ChatMessage, Generation, Sample, SamplingParams, Usage
@@ -32,11 +25,11 @@ logger = logging.getLogger(__name__)
 _warned_no_usage = False
 
 
-class ChatPolicy:
+class ChatPolicy(ServedModel):
     """A `Policy` over vLLM's chat completions API: one request per call with `n` choices.
 
     Args:
-        base_url: The OpenAI-style base URL, ending in `/v1` (`http://127.0.0.1:8000/v1`).
+        url: The OpenAI-style base URL, ending in `/v1` (`http://127.0.0.1:8000/v1`).
         model: The served model name (`vllm serve <model>` or `--served-model-name`).
         api_key: vLLM's `--api-key`, if the server was started with one.
         max_concurrency: Requests in flight at once (per event loop).
@@ -57,31 +50,7 @@ class ChatPolicy:
         ```
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        *,
-        api_key: str | None = None,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        transport: httpx.AsyncBaseTransport | None = None,
-        backoff: Backoff | None = None,
-    ) -> None:
-        self.model = model
-        self._http = HTTPClient(
-            base_url,
-            role="policy",
-            api_key=api_key,
-            timeout_s=timeout_s,
-            connect_timeout_s=connect_timeout_s,
-            max_retries=max_retries,
-            max_concurrency=max_concurrency,
-            transport=transport,
-            backoff=backoff,
-        )
+    role = "policy"
 
     @property
     def base_url(self) -> str:
@@ -144,10 +113,6 @@ class ChatPolicy:
         """The model names the server serves (`GET /v1/models`), to check `model` early."""
         data = await self._http.get("/models")
         return [str(m["id"]) for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
-
-    async def aclose(self) -> None:
-        """Close the connection pool of the running event loop."""
-        await self._http.aclose()
 
 
 def check_messages(messages: Sequence[ChatMessage], n: int, continue_final_message: bool) -> None:

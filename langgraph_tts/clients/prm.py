@@ -31,7 +31,7 @@ from langgraph_tts.clients._http import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_S,
     Backoff,
-    HTTPClient,
+    ServedModel,
     run_sync,
 )
 from langgraph_tts.clients.types import Scores, Usage
@@ -108,7 +108,7 @@ def aggregate(step_scores: Sequence[float], how: Aggregation = "last") -> float:
     raise ValueError(f"unknown aggregation {how!r}; use one of last, min, prod, mean")
 
 
-class PoolingPRM:
+class PoolingPRM(ServedModel):
     """A `RewardModel` served by vLLM's pooling runner (`vllm serve <prm> --runner pooling`).
 
     Args:
@@ -128,6 +128,8 @@ class PoolingPRM:
         transport: httpx transport override, for tests.
         backoff: Wait settings between attempts.
     """
+
+    role = "prm"
 
     def __init__(
         self,
@@ -163,14 +165,14 @@ class PoolingPRM:
         self.truncate_prompt_tokens = truncate_prompt_tokens
         self._batched = batch != "off" and self.template is not None
         self._warned_rows = False
-        self._http = HTTPClient(
+        super().__init__(
             url,
-            role="prm",
+            model,
             api_key=api_key,
+            max_concurrency=max_concurrency,
             timeout_s=timeout_s,
             connect_timeout_s=connect_timeout_s,
             max_retries=max_retries,
-            max_concurrency=max_concurrency,
             transport=transport,
             backoff=backoff,
         )
@@ -222,10 +224,6 @@ class PoolingPRM:
     def score_sync(self, problem: str, steps: Sequence[Sequence[str]]) -> Scores:
         """Blocking `score` for scripts without a running loop."""
         return run_sync(self.score(problem, steps))
-
-    async def aclose(self) -> None:
-        """Close the connection pool of the running event loop."""
-        await self._http.aclose()
 
     # -- internals --------------------------------------------------------------------------
 
