@@ -37,7 +37,7 @@ class OpenAIEmbedder(ServedModel):
     """An `Embedder` over the OpenAI-style `/embeddings` route: one request per call.
 
     Args:
-        base_url: The `/v1` base URL of the embedding server.
+        url: The `/v1` base URL of the embedding server.
         model: The served model name.
         api_key: The server's API key, if it has one.
         max_concurrency: Requests in flight at once (per event loop).
