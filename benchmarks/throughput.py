@@ -78,6 +78,7 @@ def context(url: str, **kw: Any) -> SearchContext:
         prm_model="sim-prm",
         embed_url=url + "/v1",
         embed_model="sim-embed",
+        prm_template="qwen2.5",
         **kw,
     )
 
