@@ -183,11 +183,15 @@ async def minimal_dora(client: httpx.AsyncClient, url: str, problem: str, n: int
 async def minimal_runs(url: str, problems: list[str], n: int) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        cpu0 = time.process_time()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         rollouts = 0
         for i, problem in enumerate(problems):
             rollouts += await minimal_dora(client, url, problem, n, 1000 + i)
-        return {"cpu_s": time.process_time() - cpu0, "rollouts": rollouts}
+        return {
+            "cpu_s": time.process_time() - cpu0,
+            "wall_s": time.perf_counter() - wall0,
+            "rollouts": rollouts,
+        }
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -213,6 +217,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         report["N64_wall_over_floor_policy_prm_embed"] = sum(dora64["walls"]) / sum(floors3)
         report["N64_wall_over_floor_policy_max_prm_embed"] = sum(dora64["walls"]) / sum(floors2)
         report["N64_mean_iterations"] = sum(dora64["iterations"]) / len(problems)
+        minimal64 = await minimal_runs(url, problems, 64)
+        report["N64_minimal_loop_wall_s"] = minimal64["wall_s"] / len(problems)
+        report["N64_wall_over_minimal_loop_wall"] = sum(dora64["walls"]) / minimal64["wall_s"]
         graph_cpu = dora16["cpu_s"] / t["samples"]
         minimal = await minimal_runs(url, problems, 16)
         minimal_cpu = minimal["cpu_s"] / minimal["rollouts"]
