@@ -303,6 +303,14 @@ class ScaleContext(SearchContext):
         bool | None,
         Field(description="chat_template_kwargs.enable_thinking for System-2 (None: not sent)."),
     ] = True
+    system1_params_b: Annotated[
+        float | None,
+        Field(ge=0, description="System-1 parameters in billions, for FLOPs (None: policy's)."),
+    ] = None
+    system2_params_b: Annotated[
+        float | None,
+        Field(ge=0, description="System-2 parameters in billions, for FLOPs (None: policy's)."),
+    ] = None
     system2_strategy: Annotated[
         Literal["single", "self_consistency", "best_of_n", "dora", "rebase", "beam", "dvts"],
         Field(

@@ -822,3 +822,17 @@ def test_system_clients_precedence() -> None:
     by_url = resolve_system(c, "system2", bound=None, default=default)
     assert by_url.model == "big" and "127.0.0.1:9" in repr(by_url)
     assert resolve_system(ctx(), "system2", bound=None, default=None).model == ctx().model
+
+
+async def test_flops_use_each_systems_parameter_count() -> None:
+    """System-2 calls are booked at system2_params_b, System-1 and overhead at system1's."""
+    from langgraph_tts.clients.types import Generation, Sample, Usage
+    from langgraph_tts.context import ScaleContext
+    from langgraph_tts.scale.systems import policy_delta, search_context
+
+    ctx = ScaleContext(policy_params_b=1.0, system2_params_b=32.0, system2_strategy="dora")
+    gen = Generation([Sample("x", "stop")], Usage(1, 10, 90))
+    assert policy_delta(ctx, gen, "system2")["flops"] == 2 * 32e9 * 100
+    assert policy_delta(ctx, gen, "system1")["flops"] == 2 * 1e9 * 100
+    assert policy_delta(ctx, gen)["flops"] == 2 * 1e9 * 100
+    assert search_context(ctx).policy_params_b == 32.0

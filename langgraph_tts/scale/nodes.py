@@ -316,7 +316,7 @@ class ScaleNodes:
         for attempt in range(SOLVE_RETRIES + 1):
             params = system_params(ctx, mode, seed=derive_seed(ctx, 4, idx, attempt))
             gen = await policy.generate(messages, n=1, params=params)
-            spent = merge_ledgers(spent, policy_delta(ctx, gen))
+            spent = merge_ledgers(spent, policy_delta(ctx, gen, mode))
             sample = gen.samples[0]
             if sample.text.strip() or sample.truncated:
                 break

@@ -100,7 +100,13 @@ def derive_seed(ctx: ScaleContext, *parts: int) -> int | None:
     return value
 
 
-def policy_delta(ctx: ScaleContext, gen: Generation) -> Ledger:
+def params_b(ctx: ScaleContext, mode: str = "system1") -> float | None:
+    """Parameter count for FLOPs of a System-1 (also decompose and difficulty) or System-2 call."""
+    own = ctx.system2_params_b if mode == "system2" else ctx.system1_params_b
+    return own if own is not None else ctx.policy_params_b
+
+
+def policy_delta(ctx: ScaleContext, gen: Generation, mode: str = "system1") -> Ledger:
     """Ledger delta of one policy call, from the usage the server reported."""
     usage = gen.usage
     delta = Ledger(
@@ -109,7 +115,7 @@ def policy_delta(ctx: ScaleContext, gen: Generation) -> Ledger:
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
     )
-    return add_flops(delta, ctx.policy_params_b, usage.prompt_tokens + usage.completion_tokens)
+    return add_flops(delta, params_b(ctx, mode), usage.prompt_tokens + usage.completion_tokens)
 
 
 def search_context(ctx: ScaleContext) -> SearchContext:
@@ -127,6 +133,7 @@ def search_context(ctx: ScaleContext) -> SearchContext:
         top_k=ctx.system2_top_k,
         max_total_tokens=ctx.system2_max_tokens,
         max_step_tokens=min(ctx.max_step_tokens, ctx.system2_max_tokens),
+        policy_params_b=params_b(ctx, "system2"),
     )
     return SearchContext(**shared)
 
