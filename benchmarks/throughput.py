@@ -229,6 +229,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    # the same N=64 runs against a simulator with no latency: what is left is CPU, the
+    # client's (measured here) and the simulator's (the rest of the wall time)
+    proc, url = start_sim(0.0)
+    try:
+        zero = await graph_runs(context(url, strategy="dora", budget=64), problems)
+        iterations = sum(zero["iterations"])
+        wall_it = sum(zero["walls"]) / iterations
+        client_it = zero["cpu_s"] / iterations
+        report["N64_zero_latency_wall_ms_per_iteration"] = wall_it * 1000
+        report["N64_zero_latency_client_cpu_ms_per_iteration"] = client_it * 1000
+        report["N64_zero_latency_server_ms_per_iteration"] = (wall_it - client_it) * 1000
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
     return report
 
 

@@ -286,28 +286,83 @@ class _Shard:
 
 
 class _Pool:
-    """The shards of one event loop's connection pool; a request takes the least busy shard.
+    """One event loop's connections: an aiohttp session (the network path) or httpx shards.
 
-    httpcore's pool re-scans every queued request against every connection on each request
-    event, so its cost grows with connections x requests; shards of `POOL_SHARD_SIZE`
-    connections keep each scan small while all shards together keep `max_concurrency`
-    requests in flight (measured in benchmarks/throughput.py).
+    aiohttp spends a fraction of httpx's CPU per request, which decides the client's share of
+    an iteration at N=64 (benchmarks/throughput.py). httpx serves injected transports
+    (`httpx.MockTransport` in tests); its pool is split into shards of `POOL_SHARD_SIZE`
+    because httpcore re-scans every queued request against every connection on each event.
+    Both paths return an `httpx.Response` and raise httpx's exception types, so retries and
+    error messages are the same whichever path served the request.
     """
 
-    def __init__(self, shards: list[_Shard]) -> None:
-        self.shards = shards
+    def __init__(
+        self,
+        *,
+        session: Any = None,
+        semaphore: asyncio.Semaphore | None = None,
+        shards: list[_Shard] | None = None,
+    ) -> None:
+        self.session = session
+        self.semaphore = semaphore
+        self.shards = shards or []
 
     def pick(self) -> _Shard:
         return max(self.shards, key=lambda shard: shard.free)
 
+    async def send(self, method: str, url: str, body: dict[str, Any] | None) -> httpx.Response:
+        if self.session is None:
+            shard = self.pick()
+            async with shard.semaphore:
+                shard.free -= 1
+                try:
+                    return await shard.client.request(method, url, json=body)
+                finally:
+                    shard.free += 1
+        assert self.semaphore is not None
+        async with self.semaphore:
+            return await _aiohttp_request(self.session, method, url, body)
+
+
+async def _aiohttp_request(
+    session: Any, method: str, url: str, body: dict[str, Any] | None
+) -> httpx.Response:
+    """One request through aiohttp, returned and failing exactly like httpx would."""
+    import aiohttp
+
+    request = httpx.Request(method, url)
+    data = None if body is None else json.dumps(body).encode()
+    headers = None if body is None else {"Content-Type": "application/json"}
+    try:
+        async with session.request(method, url, data=data, headers=headers) as reply:
+            content = await reply.read()
+            return httpx.Response(
+                reply.status,
+                headers=list(reply.raw_headers),
+                content=content,
+                request=request,
+            )
+    except aiohttp.ConnectionTimeoutError as err:
+        raise httpx.ConnectTimeout(str(err) or "connect timeout", request=request) from err
+    except aiohttp.ClientConnectorError as err:
+        raise httpx.ConnectError(str(err), request=request) from err
+    except (TimeoutError, aiohttp.ServerTimeoutError) as err:
+        raise httpx.ReadTimeout(str(err) or "read timeout", request=request) from err
+    except aiohttp.ServerDisconnectedError as err:
+        raise httpx.RemoteProtocolError(str(err), request=request) from err
+    except aiohttp.ClientError as err:
+        raise httpx.ReadError(f"{type(err).__name__}: {err}", request=request) from err
+
 
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
-    """One CA bundle for every client: loading it costs ~50 ms per httpx client otherwise."""
+    """One CA bundle for every client: loading it costs ~50 ms per client otherwise."""
     return httpx.create_ssl_context()
 
 
 async def _close_pool(pool: _Pool) -> None:
+    if pool.session is not None:
+        await pool.session.close()
     for shard in pool.shards:
         await shard.client.aclose()
 
@@ -392,15 +447,36 @@ class HTTPClient:
     # -- internals --------------------------------------------------------------------------
 
     def _new_pool(self) -> _Pool:
+        if self._transport is None:
+            return _Pool(
+                session=self._new_session(), semaphore=asyncio.Semaphore(self.max_concurrency)
+            )
         sizes = [POOL_SHARD_SIZE] * (self.max_concurrency // POOL_SHARD_SIZE)
         if self.max_concurrency % POOL_SHARD_SIZE:
             sizes.append(self.max_concurrency % POOL_SHARD_SIZE)
-        return _Pool([_Shard(self._new_client(size), size) for size in sizes])
+        return _Pool(shards=[_Shard(self._new_client(size), size) for size in sizes])
 
-    def _new_client(self, size: int) -> httpx.AsyncClient:
+    def _headers(self) -> dict[str, str]:
         headers = {"User-Agent": "langgraph-tts"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _new_session(self) -> Any:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(
+            limit=self.max_concurrency, limit_per_host=self.max_concurrency, ssl=_ssl_context()
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_timeout_s, sock_read=self.timeout_s
+        )
+        return aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers=self._headers(), trust_env=True
+        )
+
+    def _new_client(self, size: int) -> httpx.AsyncClient:
+        headers = self._headers()
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         timeout = httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s)
         return httpx.AsyncClient(
@@ -477,13 +553,8 @@ class HTTPClient:
     async def _send_once(
         self, method: str, url: str, body: dict[str, Any] | None
     ) -> dict[str, Any]:
-        shard = (await self._pools.get()).pick()
-        async with shard.semaphore:
-            shard.free -= 1
-            try:
-                response = await shard.client.request(method, url, json=body)
-            finally:
-                shard.free += 1
+        pool = await self._pools.get()
+        response = await pool.send(method, url, body)
         status = response.status_code
         if status in RETRYABLE_STATUSES:
             raise _RetryableStatus(
