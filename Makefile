@@ -6,14 +6,16 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint format typecheck bench clean
 
 $(BIN)/.core: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
-	touch $@
+	@echo "setting up $(VENV) (first run only)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e .
+	@touch $@
 
 $(BIN)/.dev: $(BIN)/.core
-	$(BIN)/python -m pip install -q -e ".[dev,embed]"
-	touch $@
+	@echo "installing the dev and embed extras into $(VENV) (first run only)"
+	@$(BIN)/python -m pip install -q -e ".[dev,embed]"
+	@touch $@
 
 demo: $(BIN)/.core
 	@$(BIN)/langgraph-tts demo
