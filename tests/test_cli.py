@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -135,3 +136,17 @@ def test_wrong_model_name_is_named(sim: Any) -> None:
     proc = run_cli("solve", "1+1?", "--base-url", sim.base_url, "--model", "gpt-7")
     assert proc.returncode != 0
     assert "gpt-7" in proc.stderr and "sim-policy" in proc.stderr
+
+
+def _mask(text: str) -> str:
+    text = re.sub(r"http://127\.0\.0\.1:\d+", "http://127.0.0.1:PORT", text)
+    text = re.sub(r"[\d.]+e\+\d+ FLOPs|[\d.]+ s\b", "X", text)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+def test_demo_prints_what_the_readme_shows() -> None:
+    proc = run_cli("demo")
+    assert proc.returncode == 0, proc.stderr
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("$ make demo\n", 1)[1].split("```", 1)[0]
+    assert _mask(proc.stdout) == _mask(shown)
