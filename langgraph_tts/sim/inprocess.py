@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from langgraph_tts import prompts
+from langgraph_tts.clients.policy import build_chat_body, parse_chat_response
 from langgraph_tts.clients.types import (
     ChatMessage,
     Embeddings,
     Generation,
-    Sample,
     SamplingParams,
     Scores,
     Usage,
@@ -27,37 +27,7 @@ from langgraph_tts.sim.config import SimConfig
 from langgraph_tts.sim.engine import STEP_TAG, SimEngine
 from langgraph_tts.sim.protocol import Message, SimRequestError, render_qwen
 
-__all__ = ["SimEmbedder", "SimPRM", "SimPolicy", "chat_body"]
-
-
-def chat_body(
-    model: str,
-    messages: Sequence[ChatMessage],
-    *,
-    n: int,
-    params: SamplingParams,
-    continue_final_message: bool,
-) -> dict[str, Any]:
-    """The `/v1/chat/completions` body for these arguments, as a vLLM client sends it."""
-    body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages], "n": n}
-    for name in ("temperature", "top_p", "top_k", "min_p", "seed", "max_tokens"):
-        value = getattr(params, name)
-        if value is not None:
-            body[name] = value
-    if params.stop is not None:
-        body["stop"] = list(params.stop)
-    body["include_stop_str_in_output"] = params.include_stop_str_in_output
-    if params.chat_template_kwargs:
-        body["chat_template_kwargs"] = dict(params.chat_template_kwargs)
-    if params.logprobs:
-        body["logprobs"] = True
-        if params.top_logprobs is not None:
-            body["top_logprobs"] = params.top_logprobs
-    if continue_final_message:
-        body["continue_final_message"] = True
-        body["add_generation_prompt"] = False
-    body.update(params.extra_body)
-    return body
+__all__ = ["SimEmbedder", "SimPRM", "SimPolicy"]
 
 
 class _InProcess:
@@ -113,32 +83,20 @@ class SimPolicy(_InProcess):
         params: SamplingParams | None = None,
         continue_final_message: bool = False,
     ) -> Generation:
-        """`n` choices of one prompt in one simulated request (exact per-choice token counts)."""
-        body = chat_body(
+        """`n` choices of one prompt in one simulated request (exact per-choice token counts).
+
+        The body and the parsing are `ChatPolicy`'s own, so the in-process simulator sees
+        exactly what an HTTP client sends and answers it the same way.
+        """
+        body = build_chat_body(
             self.model,
             messages,
             n=n,
             params=params or SamplingParams(),
             continue_final_message=continue_final_message,
         )
-        body["return_token_ids"] = True
         payload = await self._call("/v1/chat/completions", body)
-        samples = []
-        for choice in payload["choices"]:
-            msg = choice["message"]
-            lps = choice.get("logprobs")
-            samples.append(
-                Sample(
-                    text=msg.get("content") or "",
-                    finish_reason=choice.get("finish_reason"),
-                    stop_reason=choice.get("stop_reason"),
-                    tokens=len(choice.get("token_ids") or []),
-                    reasoning=msg.get("reasoning_content"),
-                    logprobs=lps.get("content") if isinstance(lps, dict) else None,
-                )
-            )
-        usage = payload["usage"]
-        return Generation(samples, Usage(1, usage["prompt_tokens"], usage["completion_tokens"]))
+        return parse_chat_response(payload, n=n, url="sim://in-process/v1/chat/completions")
 
 
 def prm_input(problem: str, steps: Sequence[str]) -> str:
