@@ -6,38 +6,37 @@ in about a second with the URL and the command that would start it.
 
 from __future__ import annotations
 
-import asyncio
-
-import httpx
-
+from .clients._http import Backoff, HTTPClient, Role
 from .context import ScaleContext, SearchContext
-from .errors import ConfigError, ServerError, ServerUnavailableError
+from .errors import ConfigError
 
 __all__ = ["check_servers"]
 
 PREFLIGHT_TIMEOUT_S = 5.0
+PREFLIGHT_CONNECT_TIMEOUT_S = 2.0
+PREFLIGHT_BACKOFF = Backoff(initial_s=0.2, max_s=0.2, retry_after_cap_s=1.0)
 
 
-async def _served_models(
-    client: httpx.AsyncClient, models_url: str, role: str, shown_url: str
-) -> list[str]:
-    last: Exception | None = None
-    for _ in range(2):
-        try:
-            response = await client.get(models_url)
-            break
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as err:
-            last = err
-            await asyncio.sleep(0.2)
-    else:
-        raise ServerUnavailableError(shown_url, role=role, cause=type(last).__name__) from None
-    if response.status_code != 200:
-        msg = f"the {role} server at {models_url} answered HTTP {response.status_code}"
-        raise ServerError(msg, url=models_url, status=response.status_code)
+async def _served_models(base: str, role: Role, api_key: str | None) -> list[str]:
+    """`GET {base}/models` with one quick retry; the HTTP core maps failures to our errors."""
+    client = HTTPClient(
+        base,
+        role=role,
+        api_key=api_key,
+        timeout_s=PREFLIGHT_TIMEOUT_S,
+        connect_timeout_s=PREFLIGHT_CONNECT_TIMEOUT_S,
+        max_retries=1,
+        max_concurrency=1,
+        backoff=PREFLIGHT_BACKOFF,
+    )
     try:
-        return [str(m["id"]) for m in response.json().get("data", [])]
-    except (ValueError, KeyError, TypeError, AttributeError):
+        data = await client.get("/models")
+    finally:
+        await client.aclose()
+    models = data.get("data")
+    if not isinstance(models, list):
         return []
+    return [str(m["id"]) for m in models if isinstance(m, dict) and "id" in m]
 
 
 def _require(model: str, served: list[str], url: str, role: str) -> None:
@@ -54,7 +53,7 @@ async def check_servers(ctx: SearchContext) -> None:
     if ctx.prm_url and ctx.prm_url.rstrip("/").endswith("/v1"):
         msg = f"prm_url is the server root (vLLM serves /pooling there): drop the /v1 from {ctx.prm_url}"
         raise ConfigError(msg)
-    checks: list[tuple[str, str, str]] = [(ctx.base_url, ctx.model, "policy")]
+    checks: list[tuple[str, str, Role]] = [(ctx.base_url, ctx.model, "policy")]
     if ctx.prm_url:
         checks.append((ctx.prm_url + "/v1", ctx.prm_model, "prm"))
     needs_embed = ctx.strategy == "dora" or (
@@ -69,10 +68,6 @@ async def check_servers(ctx: SearchContext) -> None:
         ):
             if url or model:
                 checks.append((url or ctx.base_url, model or ctx.model, "policy"))
-    headers = {"Authorization": f"Bearer {ctx.api_key}"} if ctx.api_key else {}
-    timeout = httpx.Timeout(PREFLIGHT_TIMEOUT_S, connect=2.0)
-    async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
-        for base, model, role in dict.fromkeys(checks):
-            shown = base.removesuffix("/v1") if role == "prm" else base
-            served = await _served_models(client, base.rstrip("/") + "/models", role, shown)
-            _require(model, served, shown, role)
+    for base, model, role in dict.fromkeys(checks):
+        served = await _served_models(base, role, ctx.api_key)
+        _require(model, served, base.removesuffix("/v1") if role == "prm" else base, role)

