@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -209,7 +210,7 @@ async def _eval(args: argparse.Namespace) -> int:
     await check_servers(ctx)
     solver = Solver(ctx)
     progress = None if args.quiet else _EvalProgress(len(problems))
-    with progress or _Null():
+    with progress or contextlib.nullcontext():
         summary = await run_eval(
             solver,
             problems,
@@ -227,14 +228,6 @@ async def _eval(args: argparse.Namespace) -> int:
         f"{summary['mean_samples']:.1f} samples per problem -> {args.out}/summary.json"
     )
     return 0
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 class _EvalProgress:
