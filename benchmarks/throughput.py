@@ -31,10 +31,13 @@ import httpx
 
 from langgraph_tts import allocation
 from langgraph_tts.answers import split_steps
+from langgraph_tts.clients.prm import PRM_TEMPLATES
 from langgraph_tts.context import SearchContext
-from langgraph_tts.prompts import POLICY_SYSTEM_PROMPT, PRM_SYSTEM_PROMPT
+from langgraph_tts.prompts import POLICY_SYSTEM_PROMPT
 from langgraph_tts.sim.world import make_problems
 from langgraph_tts.solve import Solver
+
+qwen_prm = PRM_TEMPLATES["qwen2.5"]
 
 
 def free_port() -> int:
@@ -149,20 +152,13 @@ async def minimal_dora(client: httpx.AsyncClient, url: str, problem: str, n: int
         if done >= n or not active:
             break
 
-        def prompt(text: str) -> str:
-            steps = "<extra_0>".join(split_steps(text)) + "<extra_0>"
-            return (
-                f"<|im_start|>system\n{PRM_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
-                f"{problem}<|im_end|>\n<|im_start|>assistant\n{steps}<|im_end|>\n"
-            )
-
         prm, emb = await asyncio.gather(
             client.post(
                 url + "/pooling",
                 json={
                     "model": "sim-prm",
                     "task": "token_classify",
-                    "input": [prompt(c[0]) for c in active],
+                    "input": [qwen_prm(problem, split_steps(c[0])) for c in active],
                 },
             ),
             client.post(
