@@ -72,19 +72,27 @@ def render() -> str:
             f"`python benchmarks/allocation.py --problems {a['problems']} --budgets "
             f"{' '.join(map(str, a['budgets']))} --scenario {a['scenario']}`",
             "",
-            "The policy picks a family of three look-alike directions 80% of the time; they "
-            "succeed 10-20% of the time and the PRM rarely sees their (subtle) errors. One "
-            "rare direction (about 4% at temperature 0.8) succeeds 80-90% of the time. Same "
+            "Every direction slips (careless errors the PRM sees; only 5-25% of full samples "
+            "are free of them). The policy picks a family of three look-alike directions 80% "
+            "of the time; 30-65% of their chains also take the family's plausible wrong turn, "
+            "which the PRM mostly misses and which always ends in one shared wrong answer. "
+            "One rare direction (about 4% at temperature 0.8) has no such flaw. Same "
             "problems, same seeds, same graph; only the allocation rule differs. Oracle rows "
             "use the simulator's exact success probabilities as the PRM.",
             "",
             _accuracy_table(main),
             "",
+            "Best-of-N is starved: few of its full samples are free of slips, and a "
+            "weighted vote can discount slipped samples but not repair them. Step-level "
+            "search prunes slips as they happen, so every search rule ends far above it. "
             "REBASE gives rollouts per candidate, so the crowd that fills the first iteration "
-            "keeps them (DORA's Prop. 2); best-of-N gets worse with N because more samples "
-            "mean more votes for the crowd's shared wrong answer. DORA gives rollouts per "
-            "direction (γ ≈ 1/size of the direction), so the rare direction keeps a share as "
-            "soon as one sample finds it, and its accuracy grows with N.",
+            "keeps them (DORA's Prop. 2) and its flaw keeps a large share of the votes; "
+            "REBASE does not improve with N. DORA gives rollouts per direction (γ ≈ 1/size of "
+            "the direction), so the rare, flaw-free direction keeps a share as soon as one "
+            "sample finds it, and DORA's accuracy grows with N. At N=4 the rare direction is "
+            "among the first steps in about one problem in six, so there is little for γ to "
+            "correct and DORA and REBASE end level. DVTS's independent subtrees also keep "
+            "directions apart and do well at N=16.",
             "",
         ]
     sweep = [(m, _load(f"allocation_miss{m}.json")) for m in ("0.3", "0.6")]
@@ -92,7 +100,7 @@ def render() -> str:
     if sweep:
         names = list(sweep[0][1]["table"])
         lines = [
-            "| PRM misses a wrong step | " + " | ".join(names) + " |",
+            "| PRM misses a flaw or slip | " + " | ".join(names) + " |",
             "|---" * (len(names) + 1) + "|",
         ]
         for m, r in sweep:
@@ -103,7 +111,7 @@ def render() -> str:
                 f"{main['table'][n]['16']['accuracy']:.3f}" if n in main["table"] else "–"
                 for n in names
             )
-            lines.append(f"| per direction: crowd 90-98%, rare 20-30% (above) | {cells} |")
+            lines.append(f"| per error: flaws 85-95%, slips 2-10% (above) | {cells} |")
         parts += [
             "### How much the verifier sees (N=16, 200 problems)",
             "",
@@ -111,12 +119,12 @@ def render() -> str:
             "",
             "\n".join(lines),
             "",
-            "DORA is the best rule in every regime. REBASE ends level with best-of-N or a few "
-            "points above it: the crowd fills the first iteration, and per-candidate "
-            "allocation keeps feeding it (DORA's Prop. 2), so REBASE does not convert the "
-            "PRM's pruning into the rare direction's rollouts the way DORA does. DVTS "
-            "benefits when the PRM is sharp (independent subtrees keep the rare direction "
-            "alive); beam search when it is not.",
+            "A PRM that misses a share of every error (slips too) lets slipped chains through, "
+            "so every rule loses accuracy. The order of the claims above holds in every "
+            "regime: REBASE and DORA above best-of-N, DORA at or above REBASE. When the PRM "
+            "misses many slips, the rules that keep whole subtrees apart (DVTS) or keep only "
+            "the top candidates (beam) do best: pruning by score matters more than allocation "
+            "by direction once the scores are unreliable.",
             "",
         ]
     default = _load("allocation_default.json")

@@ -25,14 +25,21 @@ __all__ = ["run_demo"]
 
 def _world_table(problem: SimProblem) -> Table:
     table = Table(
-        title="latent reasoning directions (hidden from the strategy)", title_justify="left"
+        title="latent reasoning directions (hidden from the strategy; any step may also slip, "
+        "which the PRM mostly sees)",
+        title_justify="left",
     )
     table.add_column("#", justify="right")
     table.add_column("direction")
     table.add_column("policy picks it", justify="right")
+    table.add_column("chains with its flaw", justify="right")
     table.add_column("P(correct)", justify="right")
     for i, d in enumerate(problem.directions):
-        table.add_row(str(i), d.keyword, f"{d.popularity:.0%}", f"{d.p:.0%}")
+        flawed = 1.0 - (1.0 - d.flaw) ** d.n_steps
+        table.add_row(
+            str(i), d.keyword, f"{d.popularity:.0%}", f"{flawed:.0%}" if d.flaw else "none",
+            f"{d.p:.0%}",
+        )  # fmt: skip
     return table
 
 

@@ -38,7 +38,7 @@ from langgraph_tts.sim.engine import SimEngine
 from langgraph_tts.sim.generation import Sampling, finish, solution_chunks
 from langgraph_tts.sim.inprocess import prm_input
 from langgraph_tts.sim.server import add_arguments, run_from_args
-from langgraph_tts.sim.world import last_boxed, parse_solution, rng_for
+from langgraph_tts.sim.world import apparent_value, last_boxed, parse_solution, rng_for
 
 pytestmark = pytest.mark.e2e
 
@@ -535,15 +535,45 @@ def test_sampled_success_rates_match_the_oracle() -> None:
     assert oracle_value(problem, "") == pytest.approx(problem.prior_success)
 
 
-def test_popular_worse_puts_mass_on_failing_lookalikes() -> None:
+def test_popular_worse_puts_mass_on_flawed_lookalikes() -> None:
     for p in make_problems(20, scenario="popular_worse"):
         by_pop = sorted(p.directions, key=lambda d: -d.popularity)
         crowd = [d for d in p.directions if d.name == by_pop[0].name]
+        rare = min(p.directions, key=lambda d: d.popularity)
         assert len(crowd) == 3 and sum(d.popularity for d in crowd) >= 0.75
-        assert all(d.p < 0.25 for d in crowd)
         assert len({d.typical_wrong for d in crowd}) == 1
-        best = max(p.directions, key=lambda d: d.p)
-        assert best.p > 0.75 and best.popularity < 0.1
+        assert all(d.flaw > 0 and d.flaw_subtlety >= 0.85 for d in crowd)
+        assert rare.flaw == 0 and rare.popularity < 0.1
+        assert all(d.p < rare.p for d in crowd)
+        # every direction slips, and slips are what a PRM sees
+        assert all(0.05 <= d.step_ok ** d.n_steps / (1 - d.flaw) ** d.n_steps <= 0.25 for d in p.directions)  # fmt: skip
+        assert all(d.subtlety <= 0.1 for d in p.directions)
+
+
+def test_flaws_are_consistent_and_overlooked_slips_are_seen() -> None:
+    problem = make_problems(1, scenario="popular_worse", seed=2)[0]
+    crowd = max(range(len(problem.directions)), key=lambda i: problem.directions[i].popularity)
+    d = problem.directions[crowd]
+    started = f"## Step 1: Begin\nWe use {d.keyword}"  # a started step: the chain stays in d
+    s = Sampling(temperature=1.0, ramble_rate=0.0)
+    counts = {"flaw": 0, "slip": 0, "ok": 0}
+    missed = {"flaw": 0, "slip": 0}
+    wins = 0
+    for i in range(2500):
+        text = started + "".join(solution_chunks(problem, started, rng_for("pw", i), s))
+        st = parse_solution(problem, text)
+        assert st.direction == crowd
+        kind = "ok" if st.correct else "flaw" if st.flawed else "slip"
+        counts[kind] += 1
+        wins += is_correct(problem, st.answer)
+        if kind == "flaw":
+            assert st.answer == d.typical_wrong
+        if kind != "ok":
+            missed[kind] += apparent_value(problem, text, seed=0) > 0.0
+    assert counts["flaw"] > 60 and counts["slip"] > 1000
+    assert abs(wins / 2500 - d.p) < 0.02
+    assert missed["flaw"] / counts["flaw"] > 0.75
+    assert missed["slip"] / counts["slip"] < 0.15
 
 
 # --- in-process classes --------------------------------------------------------------------------

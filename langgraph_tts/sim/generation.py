@@ -18,6 +18,7 @@ from langgraph_tts.sim.world import (
     SimProblem,
     count_tokens,
     cut_to_tokens,
+    flaw_value,
     parse_solution,
 )
 
@@ -116,10 +117,36 @@ def _step_text(d: Direction, k: int, value: int, rng: np.random.Generator, s: Sa
     return f"{body}, which gives ${value}$.{filler}\n\n"
 
 
-def _wrong_answer(problem: SimProblem, d: Direction, rng: np.random.Generator) -> str:
-    if rng.random() < TYPICAL_WRONG_SHARE or not problem.wrong_answers:
-        return d.typical_wrong
-    return problem.wrong_answers[int(rng.integers(0, len(problem.wrong_answers)))]
+@dataclass(slots=True)
+class _Chain:
+    """Where a chain stands: it may have taken its direction's flaw, and it may have slipped."""
+
+    flawed: bool = False
+    slipped: bool = False
+
+    def step(self, d: Direction, k: int, rng: np.random.Generator) -> int:
+        """Draw step `k`'s fate and return the value it states.
+
+        Slips are drawn until the first one; the flaw is drawn only on a right chain of a
+        direction that has one (so flaw-free worlds keep their random streams).
+        """
+        if not self.slipped:
+            if rng.random() < d.q:
+                self.slipped = True
+            elif not self.flawed and d.flaw > 0 and rng.random() < d.flaw:
+                self.flawed = True
+        true = d.values[k - 1]
+        if self.slipped:
+            return _wrong_value(true, rng)
+        return flaw_value(d, k) if self.flawed else true
+
+    def answer(self, problem: SimProblem, d: Direction, rng: np.random.Generator) -> str:
+        """Gold when right; a flaw always ends in the typical wrong answer, a slip usually."""
+        if not self.slipped:
+            return d.typical_wrong if self.flawed else problem.answer
+        if rng.random() < TYPICAL_WRONG_SHARE or not problem.wrong_answers:
+            return d.typical_wrong
+        return problem.wrong_answers[int(rng.integers(0, len(problem.wrong_answers)))]
 
 
 def solution_chunks(
@@ -134,7 +161,8 @@ def solution_chunks(
     st = parse_solution(problem, prefix)
     if st.answer is not None:
         return
-    direction, steps, correct = st.direction, st.steps, st.correct
+    direction, steps = st.direction, st.steps
+    chain = _Chain(flawed=st.flaw_step is not None, slipped=st.slip_step is not None)
     if st.tail:
         kw = KEYWORD_RE.search(st.tail) if st.tail_step else None
         idx = problem.direction_of(kw.group(1)) if kw else None
@@ -144,26 +172,19 @@ def solution_chunks(
             steps += 1
             if steps > d.n_steps:
                 steps = d.n_steps
-            if correct and rng.random() < d.q:
-                correct = False
-            true = d.values[steps - 1]
-            value = true if correct else _wrong_value(true, rng)
-            yield f" Putting it all together, which gives ${value}$.\n\n"
+            yield f" Putting it all together, which gives ${chain.step(d, steps, rng)}$.\n\n"
         else:
             yield "\n\n"
     while True:
         if direction is None:
             probs = direction_probs(problem, s)
-            direction, steps, correct = int(rng.choice(len(probs), p=probs)), 0, True
+            direction, steps, chain = int(rng.choice(len(probs), p=probs)), 0, _Chain()
         d = problem.directions[direction]
         if steps >= d.n_steps:
-            yield final_sentence(problem.answer if correct else _wrong_answer(problem, d, rng))
+            yield final_sentence(chain.answer(problem, d, rng))
             return
         steps += 1
-        if correct and rng.random() < d.q:
-            correct = False
-        true = d.values[steps - 1]
-        yield _step_text(d, steps, true if correct else _wrong_value(true, rng), rng, s)
+        yield _step_text(d, steps, chain.step(d, steps, rng), rng, s)
 
 
 def _earliest_stop(text: str, stops: Sequence[str], start: int) -> tuple[int, str] | None:

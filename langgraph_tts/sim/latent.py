@@ -86,7 +86,8 @@ class Direction:
     """The distinctive phrase every step of this direction contains."""
     n_steps: int
     q: float
-    """Probability that a step goes wrong, given the chain so far is right."""
+    """Probability that a step slips (a careless error, random wrong value), given the chain
+    so far is right."""
     popularity: float
     """Probability of picking this direction at temperature 1."""
     actions: tuple[str, ...]
@@ -97,11 +98,21 @@ class Direction:
     typical_wrong: str
     """The wrong final answer this direction lands on most of the time when it goes wrong."""
     subtlety: float = 0.4
-    """Probability that a reward model overlooks a wrong step of this direction (plausible
-    but flawed approaches make subtle errors)."""
+    """Probability that a reward model overlooks a slip of this direction."""
     apparent_p: float = -1.0
     """The success rate a reward model believes this direction has (how promising it looks);
     equal to `p` unless the direction is deceptive. Negative means "same as p"."""
+    flaw: float = 0.0
+    """Probability that a step, on a right chain that did not slip, takes the approach's
+    characteristic wrong turn: a plausible, consistent mistake (always the same wrong value
+    at a step, always `typical_wrong` at the end), unlike a slip."""
+    flaw_subtlety: float = 0.95
+    """Probability that a reward model overlooks a flaw (plausible mistakes are hard to see)."""
+
+    @property
+    def step_ok(self) -> float:
+        """Probability that a step on a right chain stays right (neither slips nor is flawed)."""
+        return (1.0 - self.q) * (1.0 - self.flaw)
 
     @property
     def looks(self) -> float:
@@ -111,7 +122,7 @@ class Direction:
     @property
     def p(self) -> float:
         """Probability that a solution following this direction ends with the right answer."""
-        return (1.0 - self.q) ** self.n_steps
+        return self.step_ok**self.n_steps
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ __all__ = [
     "apparent_value",
     "count_tokens",
     "cut_to_tokens",
+    "flaw_value",
     "hash_normal",
     "hash_uniform",
     "is_correct",
@@ -151,7 +152,11 @@ def _direction(
     wrong: str,
     subtlety: float,
     looks: float | None = None,
+    flaw_p: float = 0.0,
+    flaw_subtlety: float = 0.95,
 ) -> Direction:
+    """A direction whose chains avoid slips with probability `p` and avoid its flaw with
+    probability `1 - flaw_p` (both spread evenly over the steps)."""
     actions = tuple(str(a) for a in rng.choice(ACTIONS, size=n_steps, replace=False))
     templates = tuple(
         tuple(
@@ -161,6 +166,7 @@ def _direction(
     )
     values = tuple(int(v) for v in rng.integers(2, 1000, size=n_steps))
     q = 1.0 - float(np.clip(p, 0.005, 0.995)) ** (1.0 / n_steps)
+    flaw = 1.0 - (1.0 - float(np.clip(flaw_p, 0.0, 0.995))) ** (1.0 / n_steps)
     return Direction(
         family,
         keyword,
@@ -173,6 +179,8 @@ def _direction(
         wrong,
         round(float(subtlety), 3),
         -1.0 if looks is None else round(float(looks), 3),
+        flaw,
+        round(float(flaw_subtlety), 3),
     )
 
 
@@ -200,28 +208,37 @@ def _mixed_directions(rng: np.random.Generator, d: float, wrongs: list[str]) -> 
 class _Role:
     share: float
     """Popularity (for the crowd: shared by its three variants)."""
-    p: tuple[float, float]
-    subtlety: tuple[float, float]
+    flaw_p: tuple[float, float]
+    """P(a chain of this direction takes the approach's wrong turn)."""
+    flaw_subtlety: tuple[float, float]
     looks: tuple[float, float]
 
 
 POPULAR_WORSE: dict[str, _Role] = {
-    "crowd": _Role(0.80, (0.10, 0.20), (0.90, 0.98), (0.75, 0.90)),
-    "medium": _Role(0.14, (0.30, 0.45), (0.40, 0.50), (0.40, 0.60)),
-    "rare": _Role(0.06, (0.80, 0.90), (0.20, 0.30), (0.80, 0.90)),
+    "crowd": _Role(0.80, (0.30, 0.65), (0.85, 0.95), (0.75, 0.90)),
+    "medium": _Role(0.14, (0.30, 0.50), (0.40, 0.60), (0.40, 0.60)),
+    "rare": _Role(0.06, (0.0, 0.0), (0.0, 0.0), (0.80, 0.90)),
 }
 """`popular_worse` (ranges are uniform draws per problem): the three variants of one family
-share 80% of the popularity, succeed only 10-20% of the time, make errors a PRM mostly misses,
-look as promising as the good direction and share one wrong answer; one other direction is
-middling; one rare direction (6%) succeeds 80-90% of the time."""
+share 80% of the popularity, take a plausible wrong turn in 55-80% of chains (a flaw the PRM
+mostly misses, always ending in one shared wrong answer) and look as promising as the good
+direction; one other direction is middling; one rare direction (6%) has no flaw. Every
+direction also slips (careless errors the PRM mostly sees): a chain avoids slips with
+probability `POPULAR_WORSE_CLEAN` (per problem), so full samples are rarely clean."""
+
+POPULAR_WORSE_CLEAN = (0.05, 0.25)
+"""Range of P(a chain has no slip) in `popular_worse`, one draw per problem."""
+POPULAR_WORSE_SLIP_SUBTLETY = (0.02, 0.10)
+"""Range of P(the PRM overlooks a slip) in `popular_worse`, per direction."""
 
 
 def _popular_worse_directions(
     rng: np.random.Generator, d: float, wrongs: list[str]
 ) -> list[Direction]:
-    """Most mass on one family of near-paraphrase directions that usually fail (and fail alike);
-    one rarely picked direction that usually succeeds."""
+    """Most mass on one family of near-paraphrase directions that usually go wrong, and wrong
+    alike, in ways a PRM misses; one rarely picked direction without that flaw."""
     crowd, medium, rare = (FAMILIES[int(i)] for i in rng.choice(len(FAMILIES), 3, replace=False))
+    clean = float(rng.uniform(*POPULAR_WORSE_CLEAN))
     plan = [
         (crowd, v, "crowd", float(w) * POPULAR_WORSE["crowd"].share, wrongs[0])
         for v, w in zip(crowd.variants, rng.dirichlet(np.full(3, 6.0)), strict=True)
@@ -231,10 +248,17 @@ def _popular_worse_directions(
     out = []
     for fam, kw, role, pop, wrong in plan:
         spec = POPULAR_WORSE[role]
-        p = rng.uniform(*spec.p)
-        subtle = rng.uniform(*spec.subtlety)
+        flaw_p = rng.uniform(*spec.flaw_p)
+        flaw_subtle = rng.uniform(*spec.flaw_subtlety)
+        slip_subtle = rng.uniform(*POPULAR_WORSE_SLIP_SUBTLETY)
         looks = rng.uniform(*spec.looks)
-        out.append(_direction(rng, kw, fam.name, _n_steps(rng, d), p, pop, wrong, subtle, looks))
+        n_steps = _n_steps(rng, d)
+        out.append(
+            _direction(
+                rng, kw, fam.name, n_steps, clean, pop, wrong, slip_subtle, looks,
+                flaw_p=flaw_p, flaw_subtlety=flaw_subtle,
+            )
+        )  # fmt: skip
     return [out[int(i)] for i in rng.permutation(len(out))]
 
 
@@ -350,6 +374,15 @@ class SolutionState:
     """Text after the last blank line ("" when the prefix ends at a step boundary)."""
     tail_step: bool
     """The tail is a started step (header and keyword) that has not stated its value yet."""
+    flaw_step: str | None = None
+    """The step where the chain took its direction's flaw (None: it did not)."""
+    slip_step: str | None = None
+    """The chain's first slip (None: it did not slip; a flawed chain can still slip)."""
+
+    @property
+    def flawed(self) -> bool:
+        """Wrong only through the flaw: later values follow the flaw, the answer is typical."""
+        return self.flaw_step is not None and self.slip_step is None
 
 
 def parse_solution(problem: SimProblem, text: str) -> SolutionState:
@@ -358,7 +391,10 @@ def parse_solution(problem: SimProblem, text: str) -> SolutionState:
     ended = not text.strip() or _ENDS_AT_BREAK_RE.search(text) is not None
     tail = "" if ended else pieces[-1]
     direction: int | None = None
-    steps, correct, first_wrong, answer, tail_step = 0, True, None, None, False
+    steps, answer, tail_step = 0, None, False
+    first_wrong: str | None = None
+    flaw_step: str | None = None
+    slip_step: str | None = None
     for pos, piece in enumerate(pieces):
         if not piece.strip():
             continue
@@ -378,10 +414,29 @@ def parse_solution(problem: SimProblem, text: str) -> SolutionState:
             direction = idx
         steps += 1
         d = problem.directions[direction]
-        ok = idx == direction and steps <= d.n_steps and int(vals[-1]) == d.values[steps - 1]
-        if correct and not ok:
-            correct, first_wrong = False, piece
-    return SolutionState(direction, steps, correct, first_wrong, answer, tail, tail_step)
+        if slip_step is not None:
+            continue
+        on_track = idx == direction and steps <= d.n_steps
+        value = int(vals[-1])
+        flaw_like = on_track and d.flaw > 0 and value == flaw_value(d, steps)
+        if flaw_step is None and on_track and value == d.values[steps - 1]:
+            continue
+        if flaw_step is None and flaw_like:
+            flaw_step = piece
+        elif flaw_step is None or not flaw_like:
+            slip_step = piece
+        first_wrong = first_wrong or piece
+    correct = first_wrong is None
+    return SolutionState(
+        direction, steps, correct, first_wrong, answer, tail, tail_step, flaw_step, slip_step
+    )
+
+
+def flaw_value(d: Direction, k: int) -> int:
+    """The value step `k` states after the direction's flaw: always the same, and never a
+    value a slip could give (slips land within 30 of the true value)."""
+    true = d.values[k - 1]
+    return true + 31 + (7 * true + k) % 40
 
 
 def is_correct(problem: SimProblem, answer: str | None) -> bool:
@@ -405,16 +460,22 @@ def apparent_value(
 ) -> float:
     """A reward model's view of a prefix: myopic and partly blind, where the oracle is exact.
 
-    It overlooks a chain's first wrong step with probability `miss_rate` (default: the
-    direction's `subtlety`; fixed per step text) and then trusts the chain. For a chain that
+    It overlooks a chain's flaw and its first slip each with probability `miss_rate` (default:
+    the direction's `flaw_subtlety` and `subtlety`; fixed per step text) and trusts a chain
+    whose errors it all overlooked. For a chain that
     looks right it judges the risk ahead from how promising the direction looks (`looks`, not
     the true `p`) and sees only a `foresight` share of that risk (1 = fully calibrated).
     """
     st = parse_solution(problem, solution_text)
     missed = False
     if st.first_wrong is not None and st.direction is not None:
-        rate = problem.directions[st.direction].subtlety if miss_rate is None else miss_rate
-        missed = hash_uniform("miss", seed, problem.id, st.first_wrong) < rate
+        d = problem.directions[st.direction]
+        missed = all(
+            hash_uniform("miss", seed, problem.id, step)
+            < (rate if miss_rate is None else miss_rate)
+            for step, rate in ((st.flaw_step, d.flaw_subtlety), (st.slip_step, d.subtlety))
+            if step is not None
+        )
     value = _value(problem, st, believe_wrong=missed)
     if value == 0.0:
         return 0.0
@@ -434,4 +495,4 @@ def _value(problem: SimProblem, st: SolutionState, *, believe_wrong: bool) -> fl
     if not st.correct and not believe_wrong:
         return 0.0
     d = problem.directions[st.direction]
-    return (1.0 - d.q) ** max(d.n_steps - st.steps, 0)
+    return d.step_ok ** max(d.n_steps - st.steps, 0)
