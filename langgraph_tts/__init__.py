@@ -1,7 +1,8 @@
 """Test-time scaling for LLM math reasoning as LangGraph nodes and prebuilt graphs.
 
 Strategies: chain-of-thought, self-consistency, best-of-N (PRM-weighted), beam search, DVTS,
-REBASE, DORA (arXiv 2506.15707) and SCALE (arXiv 2512.00466), against vLLM servers over
+REBASE, DORA (arXiv 2506.15707), SCALE (arXiv 2512.00466) and compute-optimal per-difficulty
+strategy selection (Snell et al., arXiv 2408.03314), against vLLM servers over
 OpenAI-compatible HTTP. Attributes are imported lazily so `import langgraph_tts` stays fast.
 """
 
@@ -21,6 +22,10 @@ _EXPORTS = {
     "ScaleNodes": "langgraph_tts.scale.nodes",
     "ScaleState": "langgraph_tts.scale.state",
     "route_subproblem": "langgraph_tts.scale.nodes",
+    "create_compute_optimal_graph": "langgraph_tts.compute_optimal.graph",
+    "build_compute_optimal_graph": "langgraph_tts.compute_optimal.graph",
+    "ComputeOptimalNodes": "langgraph_tts.compute_optimal.graph",
+    "StrategyTable": "langgraph_tts.compute_optimal.table",
     "create_solve_graph": "langgraph_tts.solve",
     "build_solve_graph": "langgraph_tts.solve",
     "asolve": "langgraph_tts.solve",
@@ -57,6 +62,7 @@ _EXPORTS = {
 __all__ = [
     "ChatModelPolicy",
     "ChatPolicy",
+    "ComputeOptimalNodes",
     "ConfigError",
     "GenerativeVerifier",
     "Grader",
@@ -75,13 +81,16 @@ __all__ = [
     "ServerError",
     "ServerUnavailableError",
     "Solver",
+    "StrategyTable",
     "TTSError",
     "TreeNode",
     "allocate",
     "asolve",
+    "build_compute_optimal_graph",
     "build_scale_graph",
     "build_search_graph",
     "build_solve_graph",
+    "create_compute_optimal_graph",
     "create_scale_graph",
     "create_search_graph",
     "create_solve_graph",
@@ -113,6 +122,12 @@ if TYPE_CHECKING:
     from .clients.prm import PoolingPRM
     from .clients.types import SamplingParams
     from .clients.verifier import GenerativeVerifier
+    from .compute_optimal.graph import (
+        ComputeOptimalNodes,
+        build_compute_optimal_graph,
+        create_compute_optimal_graph,
+    )
+    from .compute_optimal.table import StrategyTable
     from .context import ScaleContext, SearchContext
     from .errors import ConfigError, ServerError, ServerUnavailableError, TTSError
     from .grading import Grader

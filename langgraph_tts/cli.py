@@ -1,4 +1,5 @@
-"""`langgraph-tts`: solve a problem, evaluate a dataset, run the demo, or serve the simulator.
+"""`langgraph-tts`: solve a problem, evaluate a dataset, fit a compute-optimal strategy table,
+run the demo, or serve the simulator.
 
 Errors a user can cause (bad settings, unreachable servers, unknown datasets) end with one line
 on stderr and a non-zero exit code, never a traceback (`--debug` shows one).
@@ -23,7 +24,7 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
 
-def _model_flags(parser: argparse.ArgumentParser) -> None:
+def _model_flags(parser: argparse.ArgumentParser, *, strategy: bool = True) -> None:
     g = parser.add_argument_group("models (environment variables in brackets)")
     g.add_argument("--base-url", help="policy server, OpenAI-style …/v1 [LANGGRAPH_TTS_BASE_URL]")
     g.add_argument("--model", help="policy model name [LANGGRAPH_TTS_MODEL]")
@@ -36,12 +37,18 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--api-key", help="API key for the servers [LANGGRAPH_TTS_API_KEY]")
     s = parser.add_argument_group("strategy")
-    s.add_argument(
-        "--strategy",
-        default="dora",
-        help="cot, self_consistency, best_of_n, beam, dvts, rebase, dora or scale (default: dora)",
-    )
-    s.add_argument("--budget", type=int, default=16, help="rollout budget N (default: 16)")
+    if strategy:
+        s.add_argument(
+            "--strategy",
+            default="dora",
+            help="cot, self_consistency, best_of_n, beam, dvts, rebase, dora, scale or "
+            "compute_optimal (default: dora)",
+        )
+        s.add_argument("--budget", type=int, default=16, help="rollout budget N (default: 16)")
+        s.add_argument(
+            "--table",
+            help="strategy table (JSON) of --strategy compute_optimal, written by calibrate",
+        )
     s.add_argument("--seed", type=int, help="sampling seed")
     s.add_argument(
         "--set",
@@ -82,12 +89,53 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     _model_flags(e)
 
+    c = sub.add_parser(
+        "calibrate",
+        help="fit a compute-optimal strategy table (Snell et al.) on a validation set",
+        description="Estimate every problem's difficulty from k PRM-scored samples, evaluate "
+        "every candidate strategy at every budget (resumable runs), bin the difficulty into "
+        "quantiles and pick the best strategy per bin and budget with 2-fold cross-validation.",
+    )
+    c.add_argument(
+        "--dataset",
+        required=True,
+        help="validation set: math500, aime24, aime25, amc23, gsm8k, a JSONL path, or "
+        "sim:<scenario>[:<seed>]",
+    )
+    c.add_argument("--out", required=True, type=Path, help="the table to write (JSON)")
+    c.add_argument("--budgets", default="4,16", help="budgets N to fit (default: 4,16)")
+    c.add_argument(
+        "--strategies",
+        default="best_of_n,beam,dvts",
+        help="candidates: best_of_n, beam (M=sqrt(N) and M=4), dvts (M=4), rebase, dora "
+        "(default: best_of_n,beam,dvts)",
+    )
+    c.add_argument("--runs", type=Path, help="directory of the runs (default: <out>-runs)")
+    c.add_argument("--limit", type=int, help="first K problems only")
+    c.add_argument("--bins", type=int, default=5, help="difficulty bins (default: 5)")
+    c.add_argument(
+        "--difficulty",
+        choices=["predicted", "oracle"],
+        default="predicted",
+        help="bin on the mean PRM score (predicted, routable) or on the pass rate (oracle)",
+    )
+    c.add_argument(
+        "--difficulty-samples", type=int, help="k samples per difficulty estimate (default: 8)"
+    )
+    c.add_argument("--cv-seed", type=int, default=0, help="seed of the 2-fold CV split")
+    c.add_argument("--concurrency", type=int, default=32, help="problems in flight (default: 32)")
+    c.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
+    c.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _model_flags(c, strategy=False)
+
     d = sub.add_parser("demo", help="run a strategy on the built-in simulator (no GPU)")
     d.add_argument("--strategy", default="dora")
     d.add_argument("--budget", type=int, default=16)
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--scenario", default="popular_worse")
-    d.add_argument("--problem", type=int, default=0, help="index of the simulated problem")
+    d.add_argument(
+        "--problem", type=int, default=9, help="index of the simulated problem (default: 9)"
+    )
     d.add_argument("--debug", action="store_true")
 
     sim = sub.add_parser("sim-server", help="serve the vLLM-compatible simulator")
@@ -110,8 +158,12 @@ def context_from_args(args: argparse.Namespace) -> Any:
     from .context import ScaleContext
     from .errors import ConfigError
 
-    values: dict[str, Any] = {"strategy": args.strategy, "budget": args.budget}
+    values: dict[str, Any] = {}
     for flag in (
+        "strategy",
+        "budget",
+        "table",
+        "difficulty_samples",
         "base_url",
         "model",
         "prm_url",
@@ -157,6 +209,12 @@ def _progress_printer(quiet: bool) -> Any:
                 f"{event['finished']:>3} finished, {event['completion_tokens']} tokens",
                 file=sys.stderr,
             )
+        elif event.get("event") == "compute_optimal":
+            print(
+                f"  difficulty {event['difficulty']:.3f} -> bin {event['bin']}/{event['bins']}: "
+                f"{event['chosen']} (fitted at N={event['table_budget']})",
+                file=sys.stderr,
+            )
         elif event.get("event") == "subproblem":
             print(
                 f"  sub-problem {event.get('index')}: difficulty {event.get('difficulty')}, "
@@ -167,8 +225,27 @@ def _progress_printer(quiet: bool) -> Any:
     return show
 
 
-async def _solve(args: argparse.Namespace) -> int:
+async def _check(ctx: Any) -> None:
+    """Preflight: the strategy table (compute_optimal) before the servers, so a bad file costs
+    nothing; the embedding server too if the table may pick DORA."""
+    from dataclasses import replace
+
+    from .errors import ConfigError
     from .preflight import check_servers
+
+    if ctx.strategy != "compute_optimal":
+        if ctx.table is not None:
+            raise ConfigError("--table is only used by --strategy compute_optimal")
+        await check_servers(ctx)
+        return
+    from .compute_optimal.graph import resolve_table
+
+    table = resolve_table(ctx)
+    table.budget_for(ctx.budget)
+    await check_servers(replace(ctx, strategy="dora") if "dora" in table.strategies else ctx)
+
+
+async def _solve(args: argparse.Namespace) -> int:
     from .solve import Solver
 
     ctx = context_from_args(args)
@@ -176,7 +253,7 @@ async def _solve(args: argparse.Namespace) -> int:
         from .errors import ConfigError
 
         raise ConfigError("the problem is empty")
-    await check_servers(ctx)
+    await _check(ctx)
     solver = Solver(ctx)
     out = await solver(args.problem, on_event=_progress_printer(args.quiet or args.json))
     result = out.get("result") or {}
@@ -202,12 +279,11 @@ async def _solve(args: argparse.Namespace) -> int:
 
 async def _eval(args: argparse.Namespace) -> int:
     from .evaluation import load_dataset, run_eval
-    from .preflight import check_servers
     from .solve import Solver
 
     ctx = context_from_args(args)
     problems = load_dataset(args.dataset, limit=args.limit)
-    await check_servers(ctx)
+    await _check(ctx)
     solver = Solver(ctx)
     progress = None if args.quiet else _EvalProgress(len(problems))
     with progress or contextlib.nullcontext():
@@ -226,6 +302,67 @@ async def _eval(args: argparse.Namespace) -> int:
         f"{summary['accuracy']:.3f} over {summary['n']} problems ({summary['errors']} errors), "
         f"{summary['mean_completion_tokens']:.0f} completion tokens and "
         f"{summary['mean_samples']:.1f} samples per problem -> {args.out}/summary.json"
+    )
+    return 0
+
+
+def _names(raw: str, flag: str) -> list[str]:
+    from .errors import ConfigError
+
+    names = [x.strip() for x in raw.split(",") if x.strip()]
+    if not names:
+        raise ConfigError(f"{flag} needs a comma-separated list, got {raw!r}")
+    return names
+
+
+async def _calibrate(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .compute_optimal.calibrate import calibrate
+    from .compute_optimal.table import candidates_for, format_table
+    from .compute_optimal.tablefile import write_table
+    from .errors import ConfigError
+    from .evaluation import load_dataset
+    from .preflight import check_servers
+
+    budgets = _names(args.budgets, "--budgets")
+    if not all(b.isdigit() and int(b) > 0 for b in budgets):
+        raise ConfigError(f"--budgets must be positive integers such as 4,16, got {args.budgets!r}")
+    strategies = _names(args.strategies, "--strategies")
+    candidates_for(strategies, 1)  # unknown names fail before any request
+    if args.bins < 1:
+        raise ConfigError(f"--bins must be at least 1, got {args.bins}")
+    ctx = context_from_args(args)
+    problems = load_dataset(args.dataset, limit=args.limit)
+    await check_servers(replace(ctx, strategy="dora") if "dora" in strategies else ctx)
+    runs = args.runs or args.out.with_name(args.out.stem + "-runs")
+
+    def progress(label: str, summary: dict[str, Any]) -> None:
+        print(
+            f"  {label}: accuracy {summary['accuracy']:.3f} over {summary['n']} problems "
+            f"({summary['errors']} errors), {summary['mean_samples']:.1f} samples per problem",
+            file=sys.stderr,
+        )
+
+    table = await calibrate(
+        problems,
+        ctx,
+        runs,
+        budgets=[int(b) for b in budgets],
+        strategies=strategies,
+        bins=args.bins,
+        difficulty=args.difficulty,
+        dataset=args.dataset,
+        concurrency=args.concurrency,
+        resume=not args.no_resume,
+        seed=args.cv_seed,
+        on_run=None if args.quiet else progress,
+    )
+    write_table(table, args.out)
+    print(format_table(table))
+    print(
+        f"{table.difficulty} difficulty from k={table.difficulty_samples} samples, "
+        f"{table.source.get('problems')} problems -> {args.out} (runs in {runs})"
     )
     return 0
 
@@ -289,8 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return asyncio.run(run_demo(args))
-        runner = _solve if args.command == "solve" else _eval
-        return asyncio.run(runner(args))
+        runners = {"solve": _solve, "eval": _eval, "calibrate": _calibrate}
+        return asyncio.run(runners[args.command](args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
+from .compute_optimal.table import StrategyTable
+
 __all__ = [
     "ENV_SETTINGS",
     "SCALE_STRATEGIES",
@@ -33,7 +35,15 @@ SearchStrategy = Literal["cot", "self_consistency", "best_of_n", "beam", "dvts",
 """Strategies of the search graph. `cot`, `self_consistency` and `best_of_n` sample whole
 solutions; the others search step by step under a PRM."""
 Strategy = Literal[
-    "cot", "self_consistency", "best_of_n", "beam", "dvts", "rebase", "dora", "scale"
+    "cot",
+    "self_consistency",
+    "best_of_n",
+    "beam",
+    "dvts",
+    "rebase",
+    "dora",
+    "scale",
+    "compute_optimal",
 ]
 SEARCH_STRATEGIES: tuple[str, ...] = get_args(SearchStrategy)
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
@@ -201,6 +211,24 @@ class SearchContext:
         Literal["auto", "on", "off"],
         Field(description="Score an iteration's candidates in one /pooling request."),
     ] = "auto"
+
+    # --- compute-optimal selection (Snell et al.) ---------------------------------------------
+    table: Annotated[
+        str | StrategyTable | None,
+        Field(
+            description="Strategy table of compute_optimal: a JSON file written by "
+            "`langgraph-tts calibrate`, or the table itself (docs/compute_optimal.md)."
+        ),
+    ] = None
+    difficulty_samples: Annotated[
+        int,
+        Field(
+            gt=0,
+            le=256,
+            description="k: whole samples (one request, n=k) whose mean last-step PRM score "
+            "estimates a problem's difficulty for compute_optimal; charged to the ledger.",
+        ),
+    ] = 8
 
     # --- hard caps and FLOPs -----------------------------------------------------------------
     max_samples: Annotated[

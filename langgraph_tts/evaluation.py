@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from .errors import ConfigError, ServerUnavailableError
 from .grading import Grader, default_grader
 from .ledger import merge_ledgers
@@ -193,6 +195,7 @@ async def run_eval(
         else dict(settings)
     )
     settings_dict.pop("api_key", None)
+    settings_dict = to_jsonable_python(settings_dict)  # e.g. a strategy table object
     _end_torn_line(results_path)
     with results_path.open("a", encoding="utf-8") as sink:
 

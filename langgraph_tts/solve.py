@@ -1,7 +1,8 @@
 """The prebuilt "solve math" graph: one entry point for every strategy.
 
 `create_solve_graph()` dispatches on the run's `strategy` (from its `ScaleContext`) to the
-search graph (cot, self_consistency, best_of_n, beam, dvts, rebase, dora) or the SCALE graph.
+search graph (cot, self_consistency, best_of_n, beam, dvts, rebase, dora), the SCALE graph or
+the compute-optimal graph (Snell et al.: a strategy per difficulty bin from a fitted table).
 It is what `langgraph.json` exposes as `solve_math`, and `asolve` is what the command line
 and the evaluation runner call.
 """
@@ -54,11 +55,17 @@ class Solver:
 
     def graph_for(self, strategy: str) -> CompiledStateGraph[Any, Any, Any, Any]:
         """The compiled graph that runs `strategy` (built on first use)."""
-        kind = "scale" if strategy == "scale" else "search"
-        if strategy not in SEARCH_STRATEGIES and strategy != "scale":
+        kind = strategy if strategy in ("scale", "compute_optimal") else "search"
+        if strategy not in SEARCH_STRATEGIES and kind == "search":
             raise ConfigError(f"unknown strategy {strategy!r}")
         if kind not in self._graphs:
-            if kind == "scale":
+            if kind == "compute_optimal":
+                from .compute_optimal.graph import create_compute_optimal_graph
+
+                self._graphs[kind] = create_compute_optimal_graph(
+                    self.policy, self.prm, self.embedder, grader=self.grader
+                )
+            elif kind == "scale":
                 from .scale.graph import create_scale_graph
 
                 self._graphs[kind] = create_scale_graph(

@@ -1,0 +1,414 @@
+"""Compute-optimal strategy selection (Snell et al. 2024, arXiv 2408.03314): the pure math.
+
+No I/O and no LangGraph here, so the rules can be tested on synthetic data:
+
+- **difficulty bins** — quantile thresholds fitted on a validation set of per-problem
+  difficulty *scores*, where a higher score means an easier problem: Snell's model-predicted
+  difficulty (mean last-step PRM score over k samples) or oracle difficulty (pass rate when the
+  answers are known). Bin 1 is the easiest, bin `bins` the hardest.
+- **the strategy table** — for each (bin, budget N), the candidate θ with the best accuracy on
+  the bin's validation problems, with the accuracy of that selection estimated by 2-fold
+  cross-validation within the bin (paper §3.2). Ties go to the cheaper, then simpler, θ.
+- **JSON** — `StrategyTable` is a pydantic model; `parse_table` turns a bad file into one
+  `ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+
+from ..errors import ConfigError
+
+__all__ = [
+    "CANDIDATES",
+    "DEFAULT_BINS",
+    "CandidateRun",
+    "CandidateStrategy",
+    "Cell",
+    "Choice",
+    "DifficultyKind",
+    "Selection",
+    "StrategyTable",
+    "assign_bin",
+    "candidates_for",
+    "fit_bins",
+    "fit_table",
+    "format_table",
+    "parse_table",
+]
+
+CandidateStrategy = Literal["best_of_n", "beam", "dvts", "rebase", "dora"]
+"""Search strategies a table may pick (lookahead search is not built in this package)."""
+DifficultyKind = Literal["predicted", "oracle"]
+"""`predicted`: mean last-step PRM score of k samples; `oracle`: their pass rate (needs answers,
+so only for analysis — a graph cannot route on it)."""
+
+DEFAULT_BINS = 5
+"""Snell et al. bin difficulty into quintiles."""
+
+
+class Choice(BaseModel):
+    """One candidate θ: a search strategy and its hyper-parameters.
+
+    `beam_width` is beam search's and DVTS's M: a number, or `"sqrt"` for M = round(√N) of
+    the run's budget N (paper §4.3). Other settings come from the run's context.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategy: CandidateStrategy
+    beam_width: Annotated[int, Field(gt=0)] | Literal["sqrt"] | None = None
+
+    @model_validator(mode="after")
+    def _width_only_for_beams(self) -> Choice:
+        if self.strategy in ("beam", "dvts") and self.beam_width is None:
+            raise ValueError(f"{self.strategy} needs beam_width (a number or 'sqrt')")
+        if self.strategy not in ("beam", "dvts") and self.beam_width is not None:
+            raise ValueError(f"beam_width is only for beam and dvts, not {self.strategy}")
+        return self
+
+    @property
+    def name(self) -> str:
+        """Short label: `best_of_n`, `beam(M=sqrt)`, `dvts(M=4)`, ..."""
+        return self.strategy if self.beam_width is None else f"{self.strategy}(M={self.beam_width})"
+
+    def width_for(self, budget: int) -> int | None:
+        """M for a run with budget N (None for strategies without a beam width)."""
+        if self.beam_width == "sqrt":
+            return max(1, round(math.sqrt(budget)))
+        return self.beam_width
+
+
+CANDIDATES: dict[str, tuple[Choice, ...]] = {
+    "best_of_n": (Choice(strategy="best_of_n"),),
+    "beam": (Choice(strategy="beam", beam_width="sqrt"), Choice(strategy="beam", beam_width=4)),
+    "dvts": (Choice(strategy="dvts", beam_width=4),),
+    "rebase": (Choice(strategy="rebase"),),
+    "dora": (Choice(strategy="dora"),),
+}
+"""What each strategy name expands to (paper §4.3: BoN weighted, beam search with M = √N and
+M = 4; DVTS with search-and-learn's M = 4; REBASE and DORA with the context's settings). The
+order is the simplicity order used to break ties."""
+
+
+def candidates_for(strategies: Iterable[str], budget: int) -> list[Choice]:
+    """The candidates θ of `strategies` at budget N, without duplicates.
+
+    Two θ that run the same search at this N (beam with M = √16 and M = 4) are one candidate;
+    the first listed is kept.
+
+    Raises:
+        ConfigError: an unknown strategy name.
+    """
+    out: list[Choice] = []
+    seen: set[tuple[str, int | None]] = set()
+    for name in strategies:
+        if name not in CANDIDATES:
+            msg = f"unknown candidate strategy {name!r}; known: {', '.join(CANDIDATES)}"
+            raise ConfigError(msg)
+        for choice in CANDIDATES[name]:
+            key = (choice.strategy, choice.width_for(budget))
+            if key not in seen:
+                seen.add(key)
+                out.append(choice)
+    return out
+
+
+# --- bins -------------------------------------------------------------------------------------
+
+
+def fit_bins(scores: Sequence[float], bins: int = DEFAULT_BINS) -> list[float]:
+    """Quantile thresholds (ascending, `bins - 1` of them) of validation difficulty scores.
+
+    Raises:
+        ValueError: no scores, a non-finite score, or fewer than one bin.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    values = np.asarray(scores, dtype=float)
+    if values.size == 0:
+        raise ValueError("cannot fit difficulty bins on no problems")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("difficulty scores must be finite")
+    quantiles = np.quantile(values, [i / bins for i in range(1, bins)])
+    return [float(q) for q in quantiles]
+
+
+def assign_bin(score: float, thresholds: Sequence[float]) -> int:
+    """Bin of a difficulty score: 1 (easiest, score >= every threshold) to len+1 (hardest).
+
+    Higher scores mean easier problems, so the bin never increases with the score.
+    """
+    return len(thresholds) + 1 - bisect.bisect_right(list(thresholds), score)
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+class Cell(BaseModel):
+    """The θ chosen for one (bin, budget) and the evidence for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bin: int = Field(ge=1)
+    budget: int = Field(gt=0)
+    choice: Choice
+    problems: int = Field(ge=0, description="Validation problems in the bin (0: fitted on all).")
+    accuracy: float = Field(ge=0.0, le=1.0, description="Accuracy of `choice` on the bin.")
+    cv_accuracy: float = Field(
+        ge=0.0, le=1.0, description="2-fold CV accuracy of selecting within the bin."
+    )
+    candidates: dict[str, float] = Field(
+        default_factory=dict, description="Accuracy of every candidate θ on the bin, by name."
+    )
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the table says for one problem: its bin, the fitted budget used, and θ."""
+
+    bin: int
+    budget: int
+    """The fitted budget whose cell was used (the largest not above the run's budget)."""
+    cell: Cell
+
+
+class StrategyTable(BaseModel):
+    """Per-(difficulty bin, budget) strategy choices, fitted by `fit_table` (JSON-serialisable).
+
+    Example:
+        ```python
+        table = StrategyTable.model_validate_json(Path("table.json").read_text())
+        table.select(0.62, budget=16).cell.choice  # Choice(strategy='beam', beam_width='sqrt')
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    difficulty: DifficultyKind = "predicted"
+    difficulty_samples: int = Field(
+        gt=0, description="k: samples per problem the difficulty scores were estimated from."
+    )
+    thresholds: list[float] = Field(
+        description="Ascending quantile thresholds of the difficulty score; higher = easier."
+    )
+    cells: list[Cell]
+    source: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Provenance: dataset, strategies, models, ..."
+    )
+
+    @model_validator(mode="after")
+    def _complete_grid(self) -> StrategyTable:
+        if any(b < a for a, b in zip(self.thresholds, self.thresholds[1:], strict=False)):
+            raise ValueError("thresholds must be in ascending order")
+        if not self.cells:
+            raise ValueError("cells must not be empty")
+        expected = {(b, n) for b in range(1, self.bins + 1) for n in self.budgets}
+        keys = [(c.bin, c.budget) for c in self.cells]
+        if len(keys) != len(set(keys)) or set(keys) != expected:
+            missing = sorted(expected - set(keys))
+            msg = (
+                f"cells must hold exactly one entry per bin 1..{self.bins} and budget "
+                f"{self.budgets}; missing {missing}"
+                if missing
+                else "cells hold a (bin, budget) twice or a bin beyond the thresholds"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def bins(self) -> int:
+        """Number of difficulty bins (one more than the thresholds)."""
+        return len(self.thresholds) + 1
+
+    @property
+    def budgets(self) -> list[int]:
+        """Fitted budgets, ascending."""
+        return sorted({c.budget for c in self.cells})
+
+    @property
+    def strategies(self) -> set[str]:
+        """Strategies any cell picks (to know which servers a run may need)."""
+        return {c.choice.strategy for c in self.cells}
+
+    def bin_of(self, score: float) -> int:
+        """Difficulty bin of a score (1 = easiest)."""
+        return assign_bin(score, self.thresholds)
+
+    def budget_for(self, budget: int) -> int:
+        """The fitted budget a run with budget N uses: the largest one not above N.
+
+        A run with N = 32 on a table fitted at 4 and 16 uses the N = 16 choices (with the run's
+        own N: beam search's M = √N is recomputed from it).
+
+        Raises:
+            ConfigError: N is below every fitted budget.
+        """
+        fitted = [n for n in self.budgets if n <= budget]
+        if not fitted:
+            msg = (
+                f"budget {budget} is below every budget of the strategy table "
+                f"({', '.join(map(str, self.budgets))}); use a larger budget or refit"
+            )
+            raise ConfigError(msg)
+        return fitted[-1]
+
+    def cell(self, bin_index: int, budget: int) -> Cell:
+        """The cell of a bin and a *fitted* budget."""
+        for c in self.cells:
+            if c.bin == bin_index and c.budget == budget:
+                return c
+        raise KeyError((bin_index, budget))
+
+    def select(self, score: float, budget: int) -> Selection:
+        """Bin, fitted budget and θ for a problem with difficulty `score` at budget N."""
+        b = self.bin_of(score)
+        fitted = self.budget_for(budget)
+        return Selection(bin=b, budget=fitted, cell=self.cell(b, fitted))
+
+
+def parse_table(text: str, source: str = "strategy table") -> StrategyTable:
+    """A `StrategyTable` from JSON text; a bad file is one `ConfigError` naming the field.
+
+    Raises:
+        ConfigError: not JSON, or a field is missing or invalid (`cells.3.choice.strategy: ...`).
+    """
+    try:
+        return StrategyTable.model_validate_json(text)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(x) for x in first.get("loc", ())) or "table"
+        detail = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        if first.get("type") == "json_invalid":
+            raise ConfigError(f"{source}: not valid JSON ({detail})") from None
+        raise ConfigError(f"{source}: invalid strategy table: {loc}: {detail}{more}") from None
+
+
+# --- fitting ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CandidateRun:
+    """One candidate θ evaluated at one budget on the validation problems."""
+
+    choice: Choice
+    budget: int
+    correct: Mapping[str, bool]
+    """Problem id -> whether the run's answer was right (problems that failed are left out)."""
+    cost: float = 0.0
+    """Mean spend per problem (e.g. FLOPs); lower wins a tie in accuracy."""
+
+
+def _accuracy(run: CandidateRun, ids: Sequence[str]) -> float:
+    return sum(run.correct[i] for i in ids) / len(ids) if ids else 0.0
+
+
+def _best(runs: Sequence[CandidateRun], ids: Sequence[str]) -> CandidateRun:
+    """Most accurate run on `ids`; ties go to the lower cost, then to the earlier (simpler)."""
+    order = {id(r): k for k, r in enumerate(runs)}
+    return min(runs, key=lambda r: (-_accuracy(r, ids), r.cost, order[id(r)]))
+
+
+def _two_fold(runs: Sequence[CandidateRun], ids: Sequence[str], key: str) -> float:
+    """Select on one half of `ids`, score on the other, swap; pooled held-out accuracy."""
+    shuffled = sorted(ids)
+    random.Random(key).shuffle(shuffled)
+    folds = (shuffled[0::2], shuffled[1::2])
+    held_out = 0
+    for train, test in (folds, folds[::-1]):
+        pick = _best(runs, train)
+        held_out += sum(pick.correct[i] for i in test)
+    return held_out / len(ids) if ids else 0.0
+
+
+def fit_table(
+    scores: Mapping[str, float],
+    runs: Sequence[CandidateRun],
+    *,
+    bins: int = DEFAULT_BINS,
+    difficulty: DifficultyKind = "predicted",
+    difficulty_samples: int = 8,
+    seed: int = 0,
+    source: Mapping[str, JsonValue] | None = None,
+) -> StrategyTable:
+    """Fit difficulty bins and the per-(bin, budget) choice of θ on validation results.
+
+    Args:
+        scores: Problem id -> difficulty score (higher = easier).
+        runs: Every candidate at every budget; candidates are ranked in this order on ties.
+        bins: Number of quantile bins (Snell: 5).
+        difficulty: What `scores` are (`predicted` or `oracle`).
+        difficulty_samples: k the scores were estimated from (recorded in the table).
+        seed: Seed of the 2-fold split.
+        source: Free-form provenance written into the table (dataset, strategies, ...).
+
+    Returns:
+        A table whose bins are fitted on every problem with a score; each budget's cells use the
+        problems every candidate at that budget answered. A bin without such problems gets the
+        θ that is best over all of them (`problems: 0`).
+
+    Raises:
+        ValueError: no scores, no runs, or no problem answered by every candidate of a budget.
+    """
+    if not runs:
+        raise ValueError("fit_table needs at least one candidate run")
+    thresholds = fit_bins(list(scores.values()), bins)
+    by_bin: dict[int, list[str]] = {}
+    for pid, score in scores.items():
+        by_bin.setdefault(assign_bin(score, thresholds), []).append(pid)
+    cells: list[Cell] = []
+    for budget in sorted({r.budget for r in runs}):
+        group = [r for r in runs if r.budget == budget]
+        usable = set(scores).intersection(*(r.correct.keys() for r in group))
+        if not usable:
+            raise ValueError(f"no validation problem was answered by every candidate at N={budget}")
+        everyone = sorted(usable)
+        for b in range(1, bins + 1):
+            ids = sorted(usable.intersection(by_bin.get(b, [])))
+            pool = ids or everyone
+            pick = _best(group, pool)
+            cells.append(
+                Cell(
+                    bin=b,
+                    budget=budget,
+                    choice=pick.choice,
+                    problems=len(ids),
+                    accuracy=_accuracy(pick, pool),
+                    cv_accuracy=_two_fold(group, pool, f"{seed}:{b}:{budget}"),
+                    candidates={r.choice.name: round(_accuracy(r, pool), 4) for r in group},
+                )
+            )
+    return StrategyTable(
+        difficulty=difficulty,
+        difficulty_samples=difficulty_samples,
+        thresholds=thresholds,
+        cells=cells,
+        source=dict(source or {}),
+    )
+
+
+def format_table(table: StrategyTable) -> str:
+    """The table as Markdown: one row per bin, one column per budget (θ, CV accuracy)."""
+    header = ["bin", "difficulty score", *(f"N={n}: θ (CV acc.)" for n in table.budgets)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    edges = [-math.inf, *table.thresholds, math.inf]
+    for b in range(1, table.bins + 1):
+        low, high = edges[table.bins - b], edges[table.bins - b + 1]
+        span = f">= {low:.3f}" if b == 1 else f"< {high:.3f}" if b == table.bins else ""
+        span = span or f"{low:.3f} – {high:.3f}"
+        row = [str(b), span]
+        for n in table.budgets:
+            c = table.cell(b, n)
+            row.append(f"{c.choice.name} ({c.cv_accuracy:.2f}, n={c.problems})")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
