@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -10,10 +11,11 @@ from conftest import sim_settings
 from fakes import RecordingPolicy, total_samples
 
 from langgraph_tts import create_search_graph
+from langgraph_tts.context import SearchContext
 from langgraph_tts.errors import ConfigError
 from langgraph_tts.sim.inprocess import SimEmbedder, SimPolicy, SimPRM
 from langgraph_tts.sim.server import SimConfig
-from langgraph_tts.sim.world import make_problems
+from langgraph_tts.sim.world import is_correct, make_problems
 
 STRATEGIES = ["cot", "self_consistency", "best_of_n", "beam", "dvts", "rebase", "dora"]
 
@@ -157,3 +159,31 @@ async def test_ledger_equals_what_the_server_counted(sim_stats: Any, strategy: s
     assert ledger["completion_tokens"] == stats["completion_tokens"]
     assert ledger["prompt_tokens"] == stats["prompt_tokens"]
     assert ledger["prm_tokens"] == stats["prm_tokens"]
+
+
+async def test_where_popular_directions_are_worse_search_beats_sampling_and_dora_beats_rebase() -> (
+    None
+):
+    """The headline of docs/benchmarks.md on a small seeded sample: step-level search repairs
+    slips that best-of-N cannot, and DORA's per-direction allocation escapes the flawed crowd
+    that per-candidate allocation (REBASE) keeps feeding."""
+    config = SimConfig(scenario="popular_worse")
+    problems = make_problems(60, scenario="popular_worse")
+    solved: dict[str, int] = {}
+    limit = asyncio.Semaphore(16)
+    for strategy in ("best_of_n", "rebase", "dora"):
+        graph = create_search_graph(
+            strategy, SimPolicy(config), SimPRM(config), SimEmbedder(config), budget=16
+        )
+
+        async def solve(i: int, text: str, graph: Any = graph, strategy: str = strategy) -> Any:
+            async with limit:
+                ctx = SearchContext(strategy=strategy, budget=16, seed=i)  # type: ignore[arg-type]
+                return await graph.ainvoke({"problem": text}, context=ctx)
+
+        outs = await asyncio.gather(*(solve(i, p.text) for i, p in enumerate(problems)))
+        solved[strategy] = sum(
+            is_correct(p, o["answer"]) for p, o in zip(problems, outs, strict=True)
+        )
+    assert solved["rebase"] >= solved["best_of_n"] + 6, solved
+    assert solved["dora"] > solved["rebase"], solved
