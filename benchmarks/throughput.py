@@ -9,7 +9,10 @@ request. Measured in one run:
 3. wall time per problem vs the latency floor at N=64 (an iteration needs one policy, one PRM
    and one embedding round trip; PRM and embedding run concurrently);
 4. client CPU seconds per rollout of the LangGraph graph vs a minimal hand-written asyncio loop
-   that runs the same DORA iterations with raw httpx and the same allocation function.
+   that runs the same DORA iterations with raw httpx and the same allocation function;
+5. the N=64 wall time against other simulator layouts, as ratios to the single process of 3.:
+   `sim-server --workers 2` (two processes on one port) and three servers (policy, PRM and
+   embedder each in its own process, as three `vllm serve` would be).
 
     python benchmarks/throughput.py [--latency-ms 50] [--problems 8]
 """
@@ -46,7 +49,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_sim(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
+def start_sim(latency_ms: float, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -58,6 +61,8 @@ def start_sim(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
             str(port),
             "--latency-ms",
             str(latency_ms),
+            "--workers",
+            str(workers),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -73,13 +78,14 @@ def start_sim(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("simulator did not start")
 
 
-def context(url: str, **kw: Any) -> SearchContext:
+def context(url: str, prm: str | None = None, embed: str | None = None, **kw: Any) -> SearchContext:
+    """Settings for the simulator at `url` (PRM and embedder at their own URLs if given)."""
     return SearchContext(
         base_url=url + "/v1",
         model="sim-policy",
-        prm_url=url,
+        prm_url=prm or url,
         prm_model="sim-prm",
-        embed_url=url + "/v1",
+        embed_url=(embed or url) + "/v1",
         embed_model="sim-embed",
         prm_template="qwen2.5",
         **kw,
@@ -213,6 +219,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         report["N64_wall_over_floor_policy_prm_embed"] = sum(dora64["walls"]) / sum(floors3)
         report["N64_wall_over_floor_policy_max_prm_embed"] = sum(dora64["walls"]) / sum(floors2)
         report["N64_mean_iterations"] = sum(dora64["iterations"]) / len(problems)
+        report["N64_iterations"] = dora64["iterations"]
         minimal64 = await minimal_runs(url, problems, 64)
         report["N64_minimal_loop_wall_s"] = minimal64["wall_s"] / len(problems)
         report["N64_wall_over_minimal_loop_wall"] = sum(dora64["walls"]) / minimal64["wall_s"]
@@ -225,6 +232,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    await layouts(args.latency_ms, problems, report)
     # the same N=64 runs against a simulator with no latency: what is left is CPU, the
     # client's (measured here) and the simulator's (the rest of the wall time)
     proc, url = start_sim(0.0)
@@ -240,6 +248,26 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         proc.terminate()
         proc.wait(timeout=10)
     return report
+
+
+async def layouts(latency_ms: float, problems: list[str], report: dict[str, Any]) -> None:
+    """N=64 wall / floor with the simulator split over processes, and its ratio to one process."""
+    floor = sum(report["N64_iterations"]) * 3 * latency_ms / 1000
+    single = report["N64_mean_wall_s"] * len(problems)
+    for name, workers in (("workers2", (2,)), ("three_servers", (1, 1, 1))):
+        sims = [start_sim(latency_ms, w) for w in workers]
+        try:
+            policy, prm, embed = ([url for _, url in sims] * 3)[:3]  # one server: all roles
+            ctx = context(policy, prm=prm, embed=embed, strategy="dora", budget=64)
+            out = await graph_runs(ctx, problems)
+        finally:
+            for proc, _ in sims:
+                proc.terminate()
+                proc.wait(timeout=10)
+        if out["iterations"] != report["N64_iterations"]:
+            raise RuntimeError(f"{name}: the search took other paths than with one process")
+        report[f"N64_wall_over_floor_policy_prm_embed_{name}"] = sum(out["walls"]) / floor
+        report[f"N64_{name}_wall_over_single_process_wall"] = sum(out["walls"]) / single
 
 
 def main() -> None:

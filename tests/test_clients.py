@@ -750,7 +750,7 @@ async def test_openai_embedder_body_order_and_usage() -> None:
     rec = Recorder(respond)
     emb = OpenAIEmbedder(BASE, "e", transport=rec.transport)
     out = await emb.embed(["a", "b", "c"])
-    assert rec.bodies == [{"model": "e", "input": ["a", "b", "c"], "encoding_format": "float"}]
+    assert rec.bodies == [{"model": "e", "input": ["a", "b", "c"], "encoding_format": "base64"}]
     assert rec.requests[0].url == f"{BASE}/embeddings"
     assert out.vectors == [[0.0, 1.0], [1.0, 1.0], [2.0, 1.0]]
     assert (out.usage.requests, out.usage.prompt_tokens) == (1, 9)

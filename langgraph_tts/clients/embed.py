@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import importlib.util
 import itertools
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -31,6 +33,8 @@ from langgraph_tts.clients.types import Embeddings, Usage
 from langgraph_tts.errors import ConfigError, ServerError
 
 __all__ = ["HashingEmbedder", "LocalEmbedder", "OpenAIEmbedder"]
+
+logger = logging.getLogger(__name__)
 
 
 class OpenAIEmbedder(ServedModel):
@@ -49,6 +53,8 @@ class OpenAIEmbedder(ServedModel):
     """
 
     role = "embed"
+    _base64 = True
+    """Ask for base64 vectors until a server refuses them (then plain floats)."""
 
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(base_url={self._http.root_url!r}, model={self.model!r})"
@@ -58,8 +64,7 @@ class OpenAIEmbedder(ServedModel):
         texts = _check_texts(texts)
         if not texts:
             return Embeddings(vectors=[], usage=Usage())
-        body = {"model": self.model, "input": texts, "encoding_format": "float"}
-        data = await self._http.post("/embeddings", body)
+        data = await self._post(texts)
         url = self._http.url("/embeddings")
         items = data.get("data")
         if not isinstance(items, list) or len(items) != len(texts):
@@ -70,12 +75,28 @@ class OpenAIEmbedder(ServedModel):
                 status=200,
             )
         items = sorted(items, key=lambda it: int(it.get("index", 0)))
-        vectors = [[float(x) for x in it["embedding"]] for it in items]
+        vectors = [_vector(it.get("embedding"), url) for it in items]
         usage = data.get("usage") or {}
         return Embeddings(
             vectors=vectors,
             usage=Usage(requests=1, prompt_tokens=int(usage.get("prompt_tokens") or 0)),
         )
+
+    async def _post(self, texts: list[str]) -> dict[str, Any]:
+        """The response body; vectors as base64 (a quarter of the bytes of JSON floats and
+        ~30x cheaper to decode) unless the server refused that with a 400/422."""
+        body: dict[str, Any] = {"model": self.model, "input": texts}
+        if self._base64:
+            try:
+                return await self._http.post("/embeddings", {**body, "encoding_format": "base64"})
+            except ServerError as err:
+                if err.status not in (400, 422):
+                    raise
+                data = await self._http.post("/embeddings", {**body, "encoding_format": "float"})
+                logger.info("embedding server refused base64 vectors (%s); using floats", err)
+                self._base64 = False
+                return data
+        return await self._http.post("/embeddings", {**body, "encoding_format": "float"})
 
     def embed_sync(self, texts: Sequence[str]) -> Embeddings:
         """Blocking `embed` for scripts without a running loop."""
@@ -205,6 +226,28 @@ def _bucket(feature: str, dim: int) -> tuple[int, float]:
     digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
     value = int.from_bytes(digest, "little")
     return value % dim, 1.0 if (value >> 63) & 1 else -1.0
+
+
+def _vector(value: Any, url: str) -> list[float]:
+    """One embedding from a response: base64 of little-endian float32, or a list of floats."""
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError as err:
+            raise ServerError(
+                f"embedding server at {url} sent invalid base64: {err}", url=url, status=200
+            ) from err
+        if len(raw) % 4:
+            raise ServerError(
+                f"embedding server at {url} sent {len(raw)} bytes, not float32 values",
+                url=url,
+                status=200,
+            )
+        vector: list[float] = np.frombuffer(raw, dtype="<f4").astype(np.float64).tolist()
+        return vector
+    if isinstance(value, list):
+        return [float(x) for x in value]
+    raise ServerError(f"embedding server at {url} sent no embedding", url=url, status=200)
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:

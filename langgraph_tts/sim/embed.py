@@ -31,6 +31,8 @@ _TOPIC_SHARE = 0.6
 """Families of one topic share this much of their family vector (cosine 0.36 between them)."""
 _WORD_RE = re.compile(r"\w+")
 _STEP_RE = re.compile(r"##\s*Step\s+\d+\s*:")
+_MAX_CACHED_CHUNKS = 256
+"""Longer texts are summed in one go (bounds the recursion of `_word_sum`)."""
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -46,13 +48,31 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
-def _bag_of_words(text: str, dim: int, seed: int) -> np.ndarray:
-    words = _WORD_RE.findall(text.lower())
-    if not words:
-        return _unit("empty", "", dim, seed)
-    acc = np.zeros(dim)
+@functools.lru_cache(maxsize=4096)
+def _word_sum(text: str, dim: int, seed: int) -> tuple[np.ndarray, int]:
+    """Sum of the word vectors of `text`, added in order, and the number of words.
+
+    A candidate is its parent's text plus one step, so the sum is continued from the cached
+    sum of the text before its last blank line (no word crosses whitespace): the same
+    additions in the same order, hence the same bits, without re-adding the whole prefix.
+    """
+    cut = text.rfind("\n\n")
+    if cut > 0 and text.count("\n\n") <= _MAX_CACHED_CHUNKS:
+        head, n = _word_sum(text[:cut], dim, seed)
+        acc = head.copy()
+    else:
+        cut, acc, n = 0, np.zeros(dim), 0
+    words = _WORD_RE.findall(text[cut:].lower())
     for w in words:
         acc += _unit("word", w, dim, seed)
+    acc.setflags(write=False)
+    return acc, n + len(words)
+
+
+def _bag_of_words(text: str, dim: int, seed: int) -> np.ndarray:
+    acc, n = _word_sum(text, dim, seed)
+    if n == 0:
+        return _unit("empty", "", dim, seed)
     return _normalise(acc)
 
 

@@ -7,12 +7,15 @@ disagree. The engine never sleeps and never injects faults; that is the transpor
 from __future__ import annotations
 
 import base64
+import functools
 import math
-import secrets
+import multiprocessing
+import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableSequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,7 @@ from langgraph_tts.sim.protocol import (
     MAX_MODEL_LEN,
     Message,
     SimRequestError,
+    cached_count_tokens,
     get_bool,
     get_int,
     get_messages,
@@ -33,7 +37,14 @@ from langgraph_tts.sim.protocol import (
     render_qwen,
     token_ids,
 )
-from langgraph_tts.sim.requests import Choice, GenRequest, Task, interpret, parse_generation
+from langgraph_tts.sim.requests import (
+    CHAT_KINDS,
+    Choice,
+    GenRequest,
+    Task,
+    interpret,
+    parse_generation,
+)
 from langgraph_tts.sim.world import (
     SimProblem,
     apparent_value,
@@ -44,7 +55,7 @@ from langgraph_tts.sim.world import (
     rng_for,
 )
 
-__all__ = ["USAGE_KEYS", "Outcome", "SimEngine", "SimStats"]
+__all__ = ["FAULT_KINDS", "USAGE_KEYS", "Outcome", "SimEngine", "SimStats"]
 
 USAGE_KEYS = (
     "samples",
@@ -73,45 +84,83 @@ class Outcome:
     kinds: Counter[str] = field(default_factory=Counter)
 
 
-class SimStats:
-    """Thread-safe counters behind `GET /sim/stats`."""
+FAULT_KINDS = ("status_503", "status_429", "malformed", "slow")
+_ERROR_STATUSES = range(400, 600)
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: Counter[str] = Counter()
-        self._kinds: Counter[str] = Counter()
-        self._usage: Counter[str] = Counter()
-        self._faults: Counter[str] = Counter()
-        self._errors: Counter[str] = Counter()
+
+class SimStats:
+    """Counters behind `GET /sim/stats`, safe across threads and, when `shared`, processes.
+
+    The counters are one flat array of integers over a fixed set of keys (endpoints, chat
+    kinds, usage keys, fault kinds, error statuses). With `shared=True` the array and its lock
+    live in shared memory, so the worker processes of `sim-server --workers K` (forked after
+    this object was made) count into one set of totals and `/sim/reset` resets them all.
+    """
+
+    def __init__(self, *, shared: bool = False) -> None:
+        keys = [
+            *(("requests", k) for k in ENDPOINTS),
+            *(("chat_kinds", k) for k in CHAT_KINDS),
+            *(("usage", k) for k in USAGE_KEYS),
+            *(("faults", k) for k in FAULT_KINDS),
+            *(("errors", str(k)) for k in _ERROR_STATUSES),
+        ]
+        self._index = {key: i for i, key in enumerate(keys)}
+        self._values: MutableSequence[int]
+        self._lock: AbstractContextManager[Any]
+        if shared:
+            ctx = multiprocessing.get_context("fork")
+            self._values = ctx.RawArray("q", len(keys))
+            self._lock = ctx.Lock()
+        else:
+            self._values = [0] * len(keys)
+            self._lock = threading.Lock()
 
     def reset(self) -> None:
         with self._lock:
-            for c in (self._requests, self._kinds, self._usage, self._faults, self._errors):
-                c.clear()
+            self._values[:] = [0] * len(self._values)
+
+    def _add_locked(self, section: str, key: str, n: int) -> None:
+        self._values[self._index[(section, key)]] += n
 
     def record(self, endpoint: str, outcome: Outcome) -> None:
         with self._lock:
-            self._requests[endpoint] += 1
-            self._kinds.update(outcome.kinds)
-            self._usage.update(outcome.usage)
+            self._add_locked("requests", endpoint, 1)
+            for kind, n in outcome.kinds.items():
+                self._add_locked("chat_kinds", kind, n)
+            for key, n in outcome.usage.items():
+                self._add_locked("usage", key, n)
 
     def fault(self, kind: str) -> None:
         with self._lock:
-            self._faults[kind] += 1
+            self._add_locked("faults", kind, 1)
 
     def error(self, status: int) -> None:
         with self._lock:
-            self._errors[str(status)] += 1
+            self._add_locked("errors", str(status), 1)
 
     def snapshot(self) -> dict[str, Any]:
         """Counters as plain JSON; usage counts only requests that were delivered intact."""
         with self._lock:
-            out: dict[str, Any] = {k: int(self._usage.get(k, 0)) for k in USAGE_KEYS}
-            out["requests"] = dict(self._requests)
-            out["chat_kinds"] = dict(self._kinds)
-            out["faults"] = dict(self._faults)
-            out["errors"] = dict(self._errors)
-            return out
+            values = list(self._values)
+        out: dict[str, Any] = {k: 0 for k in USAGE_KEYS}
+        out.update(requests={}, chat_kinds={}, faults={}, errors={})
+        for (section, key), i in self._index.items():
+            if section == "usage":
+                out[key] = values[i]
+            elif values[i]:
+                out[section][key] = values[i]
+        return out
+
+
+_TAG_TOKENS = count_tokens(STEP_TAG)
+
+
+def _tagged_tokens(text: str) -> int:
+    """`count_tokens` of a PRM input, per step: the tag starts and ends with a punctuation
+    token, so no token crosses it, and each step's count is cached."""
+    segments = text.split(STEP_TAG)
+    return sum(cached_count_tokens(seg) for seg in segments) + _TAG_TOKENS * (len(segments) - 1)
 
 
 def _sigmoid(x: float) -> float:
@@ -125,9 +174,12 @@ def _logit(p: float) -> float:
 class SimEngine:
     """The simulated policy, PRM and embedder behind one set of request handlers."""
 
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(self, config: SimConfig | None = None, *, stats: SimStats | None = None) -> None:
         self.config = config or SimConfig()
-        self.stats = SimStats()
+        self.stats = stats or SimStats()
+        # A search re-scores every earlier prefix of every candidate in each iteration; the
+        # value of a prefix is a pure function of (tag, problem text, prefix) under this config.
+        self._noisy_cached = functools.lru_cache(maxsize=1 << 14)(self._noisy_uncached)
 
     # --- world views ---------------------------------------------------------------------
 
@@ -135,10 +187,15 @@ class SimEngine:
         """The latent problem behind a problem text under this configuration."""
         return problem_for(text, scenario=self.config.scenario, seed=self.config.seed)
 
-    def _noisy(self, tag: str, noise: float, problem: SimProblem, solution: str) -> float:
+    def _noisy(self, tag: str, problem: SimProblem, solution: str) -> float:
+        return self._noisy_cached(tag, problem.text, solution)
+
+    def _noisy_uncached(self, tag: str, problem_text: str, solution: str) -> float:
+        cfg = self.config
+        problem = self.problem(problem_text)
+        noise = cfg.prm_noise if tag == "prm" else cfg.verifier_noise
         if noise == 0:
             return oracle_value(problem, solution)
-        cfg = self.config
         v = apparent_value(
             problem,
             solution,
@@ -151,11 +208,11 @@ class SimEngine:
 
     def prm_score(self, problem: SimProblem, solution: str) -> float:
         """PRM's P(good) of a prefix: a logit-noisy, sometimes error-blind view of its value."""
-        return self._noisy("prm", self.config.prm_noise, problem, solution)
+        return self._noisy("prm", problem, solution)
 
     def verifier_yes(self, problem: SimProblem, solution: str) -> float:
         """The generative verifier's P("Yes") (noisier than the PRM by default)."""
-        return self._noisy("verifier", self.config.verifier_noise, problem, solution)
+        return self._noisy("verifier", problem, solution)
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -212,7 +269,7 @@ class SimEngine:
         key = render_qwen(
             messages, add_generation_prompt=not continue_final, continue_final=continue_final
         )
-        nonce = secrets.randbits(64)
+        nonce = random.getrandbits(64)  # only unseeded requests use it; see new_id
         choices = [task.sample(self._sample_rng(req, key, i, nonce), req) for i in range(req.n)]
         return task, choices
 
@@ -266,8 +323,9 @@ class SimEngine:
                 "prompt: must be a string or a non-empty list of strings (token ids are "
                 "not supported by the simulator)",
             )
-        n_prompt = sum(count_tokens(p) for p in prompts)
-        req = parse_generation(body, max(count_tokens(p) for p in prompts), chat=False)
+        counts = [cached_count_tokens(p) for p in prompts]
+        n_prompt = sum(counts)
+        req = parse_generation(body, max(counts), chat=False)
         echo = get_bool(body, "echo", False)
         choices_json: list[dict[str, Any]] = []
         kinds: Counter[str] = Counter()
@@ -349,7 +407,7 @@ class SimEngine:
         n_tokens = 0
         for index, (problem_text, answer, rendered) in enumerate(self._pooling_items(body)):
             problem = self.problem(problem_text)
-            n_tokens += count_tokens(rendered)
+            n_tokens += _tagged_tokens(rendered)
             segments = answer.split(STEP_TAG)[: answer.count(STEP_TAG)]
             rows, prefix = [], ""
             for seg in segments:
@@ -397,10 +455,10 @@ class SimEngine:
             emb: Any = (
                 base64.b64encode(vec.astype("<f4").tobytes()).decode("ascii")
                 if fmt == "base64"
-                else [float(x) for x in vec]
+                else vec.tolist()
             )
             data.append({"object": "embedding", "index": i, "embedding": emb})
-        n_tokens = sum(count_tokens(t) for t in texts)
+        n_tokens = sum(cached_count_tokens(t) for t in texts)
         payload = {
             "id": new_id("embd"),
             "object": "list",

@@ -7,8 +7,8 @@ clients see the same failures against the simulator as against a real deployment
 from __future__ import annotations
 
 import functools
+import random
 import re
-import uuid
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ __all__ = [
     "MAX_MODEL_LEN",
     "Message",
     "SimRequestError",
+    "cached_count_tokens",
     "get_bool",
     "get_float",
     "get_int",
@@ -36,6 +37,7 @@ __all__ = [
 MAX_MODEL_LEN = 32768
 """Context length the simulated models report and enforce."""
 _VOCAB = 151643
+_CHUNK_SEP = "\n\n"
 _PIECE_RE = re.compile(r"\s*(?:\w+|[^\w\s])")
 _QWEN_BLOCK_RE = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(<\|im_end\|>|$)", re.DOTALL)
 _ERROR_TYPES = {400: "BadRequestError", 404: "NotFoundError", 500: "InternalServerError"}
@@ -64,8 +66,12 @@ class Message:
 
 
 def new_id(prefix: str) -> str:
-    """Response ids look like vLLM's (`chatcmpl-<hex>`, `cmpl-<hex>`, `pool-<hex>`...)."""
-    return f"{prefix}-{uuid.uuid4().hex}"
+    """Response ids look like vLLM's (`chatcmpl-<hex>`, `cmpl-<hex>`, `pool-<hex>`...).
+
+    Drawn from `random`, not `uuid4`: an `os.urandom` call per response lets the handler
+    threads fight over the GIL, and ids need to be unique, not secret.
+    """
+    return f"{prefix}-{random.getrandbits(128):032x}"
 
 
 def token_pieces(text: str) -> list[str]:
@@ -78,14 +84,34 @@ def _piece_id(piece: str) -> int:
     return zlib.crc32(piece.strip().encode("utf-8")) % _VOCAB
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _chunk_ids(chunk: str) -> tuple[int, ...]:
+    return tuple(_piece_id(p) for p in token_pieces(chunk))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _chunk_tokens(chunk: str) -> int:
+    return count_tokens(chunk)
+
+
 def token_ids(text: str) -> list[int]:
-    """Stable fake vocabulary ids of the tokens of `text`."""
-    return [_piece_id(p) for p in token_pieces(text)]
+    """Stable fake vocabulary ids of the tokens of `text`.
+
+    Computed per blank-line chunk and cached: whitespace never belongs to a token and ids
+    ignore it, so the chunks' ids concatenate to the text's. Prompts repeat the problem and
+    earlier steps in every request; each chunk is tokenized once.
+    """
+    return [i for chunk in text.split(_CHUNK_SEP) for i in _chunk_ids(chunk)]
+
+
+def cached_count_tokens(text: str) -> int:
+    """`count_tokens(text)`, computed per blank-line chunk and cached (see `token_ids`)."""
+    return sum(_chunk_tokens(chunk) for chunk in text.split(_CHUNK_SEP))
 
 
 def prompt_tokens(messages: Sequence[Message]) -> int:
     """Chat prompt tokens: message contents plus 3 template tokens per message."""
-    return sum(count_tokens(m.content) + 3 for m in messages)
+    return sum(cached_count_tokens(m.content) + 3 for m in messages)
 
 
 def render_qwen(

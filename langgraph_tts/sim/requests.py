@@ -40,7 +40,10 @@ from langgraph_tts.sim.world import SimProblem, SubProblem
 if TYPE_CHECKING:
     from langgraph_tts.sim.engine import SimEngine
 
-__all__ = ["Choice", "GenRequest", "Task", "interpret", "parse_generation"]
+__all__ = ["CHAT_KINDS", "Choice", "GenRequest", "Task", "interpret", "parse_generation"]
+
+CHAT_KINDS = ("policy", "verifier", "decompose", "select", "difficulty", "solve", "cot")
+"""Every `Task.kind` that `interpret` gives (the `chat_kinds` counters of `/sim/stats`)."""
 
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 """vLLM's (and OpenAI's) default for `/v1/completions`."""

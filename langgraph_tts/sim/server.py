@@ -1,42 +1,53 @@
-"""The simulator as a vLLM-compatible HTTP server (stdlib `ThreadingHTTPServer`, keep-alive).
+"""The simulator as a vLLM-compatible HTTP/1.1 server (asyncio, keep-alive, stdlib only).
 
-One thread per connection, so `latency_ms` sleeps overlap and hundreds of concurrent requests
-are served in parallel. Faults (failure bursts, malformed bodies, slow responses) are injected
-here, on model endpoints only; the world itself lives in `SimEngine`.
+One event loop per process: `latency_ms` sleeps overlap, so hundreds of concurrent requests
+are served in parallel, and `--workers K` forks K such processes onto one listening socket.
+Faults (failure bursts, malformed bodies, slow responses) are injected here, on model endpoints
+only; the world itself lives in `SimEngine`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
+import multiprocessing
+import os
 import random
+import signal
 import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.utils import formatdate
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
 from pydantic import ValidationError
 
 from langgraph_tts.sim.config import SimConfig
-from langgraph_tts.sim.engine import ENDPOINTS, SimEngine
+from langgraph_tts.sim.engine import ENDPOINTS, SimEngine, SimStats
 from langgraph_tts.sim.protocol import SimRequestError
 
 __all__ = ["SimConfig", "SimServer", "add_arguments", "run_from_args", "start_server"]
 
 _MAX_BODY = 64 * 1024 * 1024
 _IDLE_TIMEOUT_S = 300.0
+_BACKLOG = 1024
+_SERVER_VERSION = "langgraph-tts-sim/0.1"
 
 
 class _Faults:
-    """Decides, per model request, whether to fail it, garble it or slow it (seeded, locked)."""
+    """Decides, per model request, whether to fail it, garble it or slow it (seeded, locked).
 
-    def __init__(self, config: SimConfig) -> None:
+    Each worker process has its own draws (worker 0 has the single-process ones) and bursts.
+    """
+
+    def __init__(self, config: SimConfig, worker: int = 0) -> None:
         self._cfg = config
-        self._rng = random.Random(config.seed)
+        self._rng = random.Random(config.seed if worker == 0 else f"{config.seed}:{worker}")
         self._lock = threading.Lock()
         self._burst_left = 0
         self._recovering = False
@@ -63,115 +74,174 @@ class _Faults:
         return fail, malformed, slow
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024
+class _Request:
+    """One parsed HTTP request."""
 
-    def __init__(self, addr: tuple[str, int], engine: SimEngine) -> None:
-        self.engine = engine
-        self.faults = _Faults(engine.config)
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(addr, _Handler)
+    __slots__ = ("body", "keep_alive", "method", "path")
 
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = super().get_request()
-        # headers and body go out in separate writes; without this, Nagle + delayed ACK add
-        # ~40 ms to every keep-alive request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self._conns_lock:
-            self._conns.add(sock)
-        return sock, addr
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conns_lock:
-            self._conns.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Drop idle keep-alive connections so a stopped server really stops answering."""
-        with self._conns_lock:
-            conns = list(self._conns)
-        for sock in conns:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def __init__(self, method: str, path: str, body: bytes, keep_alive: bool) -> None:
+        self.method = method
+        self.path = path
+        self.body = body
+        self.keep_alive = keep_alive
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "langgraph-tts-sim/0.1"
-    timeout = _IDLE_TIMEOUT_S
-    server: _HTTPServer
+class _BadRequest(Exception):
+    """A request that cannot be read; answered with a 400 and the connection is closed."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: no line per request."""
 
-    def _send(self, status: int, body: bytes | None, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        if body is not None:
-            self.send_header("Content-Type", "application/json")
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
+def _response(status: int, body: bytes | None, headers: dict[str, str] | None = None) -> bytes:
+    """Status line, headers and body as one buffer (one write, one TCP segment when small)."""
+    lines = [
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+        f"Server: {_SERVER_VERSION}",
+        f"Date: {formatdate(usegmt=True)}",
+    ]
+    if body is not None:
+        lines.append("Content-Type: application/json")
+    lines.extend(f"{k}: {v}" for k, v in (headers or {}).items())
+    lines.append(f"Content-Length: {len(body or b'')}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
 
-    def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(obj).encode("utf-8"), headers)
 
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
-            raise SimRequestError(400, f"request body too large ({length} bytes)")
-        return self.rfile.read(length) if length > 0 else b""
+def _json(status: int, obj: Any, headers: dict[str, str] | None = None) -> bytes:
+    return _response(status, json.dumps(obj).encode("utf-8"), headers)
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        engine = self.server.engine
-        if path == "/health":
-            self._send(200, None)
-        elif path in ("/v1/models", "/models"):
-            self._send_json(200, engine.models())
-        elif path == "/sim/stats":
-            self._send_json(200, engine.stats.snapshot())
+
+def _error(status: int, message: str) -> bytes:
+    return _json(status, SimRequestError(status, message).body())
+
+
+async def _read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _Request:
+    """Read one request (keep-alive; `Content-Length` or chunked body; `Expect: 100-continue`).
+
+    Raises `asyncio.IncompleteReadError` at a clean end of the connection, `_BadRequest` on
+    garbage.
+    """
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError as err:
+        raise _BadRequest("request headers too large") from err
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        raise _BadRequest(f"bad request line {lines[0][:100]!r}")
+    method, target, version = parts
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if line:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise _BadRequest(f"bad header line {line[:100]!r}")
+            headers[name.strip().lower()] = value.strip()
+    connection = headers.get("connection", "").lower()
+    keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
+    if headers.get("expect", "").lower() == "100-continue":
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    try:
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = await _read_chunked(reader)
         else:
-            self._send_json(404, SimRequestError(404, f"Not Found: {path}").body())
+            length = int(headers.get("content-length") or 0)
+            if length > _MAX_BODY:
+                raise _BadRequest(f"request body too large ({length} bytes)")
+            body = await reader.readexactly(length) if length > 0 else b""
+    except ValueError as err:
+        raise _BadRequest(f"bad request body: {err}") from err
+    return _Request(method, target.split("?", 1)[0], body, keep_alive)
 
-    def do_POST(self) -> None:
-        path = self.path.split("?", 1)[0]
-        engine = self.server.engine
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(parts)
+        total += size
+        if total > _MAX_BODY:
+            raise _BadRequest(f"request body too large ({total} bytes)")
+        parts.append(await reader.readexactly(size))
+        await reader.readline()
+
+
+class _Server:
+    """The simulator's HTTP/1.1 server: one asyncio event loop, keep-alive connections.
+
+    A single thread, not a thread per connection: `latency_ms` sleeps still overlap (they are
+    `asyncio.sleep`s), and the ~40 requests of a search iteration no longer fight over the GIL
+    (with threads, that cost as much CPU as answering them).
+    """
+
+    def __init__(self, engine: SimEngine, faults: _Faults, worker: int | None = None) -> None:
+        self.engine = engine
+        self.faults = faults
+        # worker processes name themselves in a header (which worker served a connection)
+        self._worker_header = b"" if worker is None else f"X-Sim-Worker: {worker}\r\n".encode()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, listener: socket.socket) -> None:
+        self._server = await asyncio.start_server(self._connection, sock=listener)
+
+    async def aclose(self) -> None:
+        """Stop accepting and drop every connection, idle or not."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
-            raw = self._read_body()
-        except (ValueError, SimRequestError) as err:
-            self._send_json(400, SimRequestError(400, f"bad request body: {err}").body())
-            self.close_connection = True
-            return
+            while True:
+                try:
+                    async with asyncio.timeout(_IDLE_TIMEOUT_S):
+                        request = await _read_request(reader, writer)
+                except _BadRequest as err:
+                    writer.write(_error(400, str(err)))
+                    await writer.drain()
+                    return
+                reply = await self._reply(request)
+                if self._worker_header:  # after the status line
+                    head, _, rest = reply.partition(b"\r\n")
+                    reply = head + b"\r\n" + self._worker_header + rest
+                writer.write(reply)
+                await writer.drain()
+                if not request.keep_alive:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _reply(self, request: _Request) -> bytes:
+        engine, path = self.engine, request.path
+        if request.method == "GET":
+            if path == "/health":
+                return _response(200, None)
+            if path in ("/v1/models", "/models"):
+                return _json(200, engine.models())
+            if path == "/sim/stats":
+                return _json(200, engine.stats.snapshot())
+            return _error(404, f"Not Found: {path}")
+        if request.method != "POST":
+            return _error(501, f"Unsupported method ({request.method!r})")
         if path == "/sim/reset":
             engine.stats.reset()
-            self._send_json(200, {"status": "ok"})
-            return
+            return _json(200, {"status": "ok"})
         if path not in ENDPOINTS:
-            self._send_json(404, SimRequestError(404, f"Not Found: {path}").body())
-            return
-        self._model_request(path, raw)
+            return _error(404, f"Not Found: {path}")
+        return await self._model_request(path, request.body)
 
-    def _model_request(self, path: str, raw: bytes) -> None:
-        engine, cfg = self.server.engine, self.server.engine.config
+    async def _model_request(self, path: str, raw: bytes) -> bytes:
+        engine, cfg = self.engine, self.engine.config
         if cfg.latency_ms > 0:
-            time.sleep(cfg.latency_ms / 1000.0)
-        fail, malformed, slow = self.server.faults.draw()
+            await asyncio.sleep(cfg.latency_ms / 1000.0)
+        fail, malformed, slow = self.faults.draw()
         if fail:
             engine.stats.fault(f"status_{cfg.fail_status}")
             headers = {"Retry-After": "0"} if cfg.fail_status == 429 else None
@@ -185,71 +255,96 @@ class _Handler(BaseHTTPRequestHandler):
                     "code": cfg.fail_status,
                 }
             }
-            self._send_json(cfg.fail_status, body, headers)
-            return
+            return _json(cfg.fail_status, body, headers)
         try:
-            body = json.loads(raw or b"null")
-            if not isinstance(body, dict):
+            request = json.loads(raw or b"null")
+            if not isinstance(request, dict):
                 raise SimRequestError(400, "the request body must be a JSON object")
-            outcome = engine.handle(path, body)
+            outcome = engine.handle(path, request)
         except json.JSONDecodeError as err:
             engine.stats.error(400)
-            self._send_json(400, SimRequestError(400, f"JSON decode error: {err}").body())
-            return
+            return _error(400, f"JSON decode error: {err}")
         except SimRequestError as err:
             engine.stats.error(err.status)
-            self._send_json(err.status, err.body())
-            return
+            return _json(err.status, err.body())
         except Exception as err:  # never let a bug kill the connection silently
             engine.stats.error(500)
-            self._send_json(500, SimRequestError(500, f"simulator error: {err!r}").body())
-            return
+            return _error(500, f"simulator error: {err!r}")
         data = json.dumps(outcome.payload).encode("utf-8")
         if malformed:
             engine.stats.fault("malformed")
-            self._send(200, data[: max(1, len(data) // 2)])
-            return
+            return _response(200, data[: max(1, len(data) // 2)])
         if slow:
             engine.stats.fault("slow")
-            time.sleep(cfg.slow_ms / 1000.0)
+            await asyncio.sleep(cfg.slow_ms / 1000.0)
         engine.stats.record(path, outcome)
-        self._send(200, data)
+        return _response(200, data)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    return socket.create_server((host, port), backlog=_BACKLOG)
 
 
 class SimServer:
-    """Handle of a running simulator (background thread). Use as a context manager."""
+    """Handle of a running simulator (event loop in a background thread); a context manager."""
 
-    def __init__(self, httpd: _HTTPServer, thread: threading.Thread) -> None:
-        self._httpd = httpd
-        self._thread = thread
-        host, port = httpd.server_address[:2]
-        host = host.decode() if isinstance(host, bytes) else str(host)
+    def __init__(
+        self, server: _Server, listener: socket.socket, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._server = server
+        self._listener = listener
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, name="sim-server", daemon=True)
+        host, port = listener.getsockname()[:2]
         self.port: int = int(port)
         self.url: str = f"http://{host}:{self.port}"
         self.base_url: str = self.url + "/v1"
-        self.config: SimConfig = httpd.engine.config
+        self.config: SimConfig = server.engine.config
         self._stopped = False
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            self._thread.join()
+            raise self._start_error
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._server.start(self._listener))
+        except BaseException as err:  # reported to the thread that called start_server
+            self._start_error = err
+            self._loop.close()
+            return
+        finally:
+            self._started.set()
+        self._loop.run_forever()
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
 
     @property
     def engine(self) -> SimEngine:
         """The engine behind the server (shared stats; for in-process use next to HTTP)."""
-        return self._httpd.engine
+        return self._server.engine
 
     def stats(self) -> dict[str, Any]:
         """Same as `GET /sim/stats`."""
-        return self._httpd.engine.stats.snapshot()
+        return self._server.engine.stats.snapshot()
 
     def reset_stats(self) -> None:
-        self._httpd.engine.stats.reset()
+        self._server.engine.stats.reset()
 
     def stop(self) -> None:
         """Stop serving and close every connection (idempotent)."""
         if self._stopped:
             return
         self._stopped = True
-        self._httpd.shutdown()
-        self._httpd.close_connections()
-        self._httpd.server_close()
+        asyncio.run_coroutine_threadsafe(self._server.aclose(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
     def __enter__(self) -> SimServer:
@@ -271,12 +366,9 @@ def start_server(
     config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
 ) -> SimServer:
     """Start the simulator on `host:port` (port 0 picks a free one) in a daemon thread."""
-    httpd = _HTTPServer((host, port), SimEngine(config or SimConfig()))
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="sim-server", daemon=True
-    )
-    thread.start()
-    return SimServer(httpd, thread)
+    engine = SimEngine(config or SimConfig())
+    listener = _listen(host, port)
+    return SimServer(_Server(engine, _Faults(engine.config)), listener, asyncio.new_event_loop())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -285,6 +377,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1, local only)")
     a("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    a(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (default 1; more use more CPU cores)",
+    )
     a("--scenario", choices=["default", "popular_worse", "easy", "hard"], default=d.scenario)
     a("--seed", type=int, default=d.seed, help="world seed")
     a("--latency-ms", type=float, default=d.latency_ms, help="delay added to every model request")
@@ -331,16 +429,21 @@ def run_from_args(args: argparse.Namespace) -> int:
         message = str(first["msg"]).removeprefix("Value error, ")
         sys.stderr.write(f"sim-server: invalid option {field}: {message}\n")
         return 2
+    workers = int(getattr(args, "workers", 1))
+    if workers < 1 or (workers > 1 and "fork" not in multiprocessing.get_all_start_methods()):
+        sys.stderr.write(
+            f"sim-server: invalid option workers: {workers} (at least 1; more than 1 needs a "
+            "platform with fork)\n"
+        )
+        return 2
+    if workers > 1:
+        return _serve_workers(config, args.host, args.port, workers)
     try:
         server = start_server(config, host=args.host, port=args.port)
     except OSError as err:
         sys.stderr.write(f"sim-server: cannot listen on {args.host}:{args.port}: {err}\n")
         return 1
-    sys.stdout.write(
-        f"simulator listening on {server.url} (policy model {config.policy_model}, "
-        f"PRM {config.prm_model}, embedder {config.embed_model})\n"
-    )
-    sys.stdout.flush()
+    _announce(server.url, config, workers)
     try:
         while True:
             time.sleep(0.5)
@@ -349,3 +452,78 @@ def run_from_args(args: argparse.Namespace) -> int:
     finally:
         server.stop()
     return 0
+
+
+def _announce(url: str, config: SimConfig, workers: int) -> None:
+    extra = f", {workers} worker processes" if workers > 1 else ""
+    sys.stdout.write(
+        f"simulator listening on {url} (policy model {config.policy_model}, "
+        f"PRM {config.prm_model}, embedder {config.embed_model}{extra})\n"
+    )
+    sys.stdout.flush()
+
+
+def _serve_workers(config: SimConfig, host: str, port: int, workers: int) -> int:
+    """Pre-fork `workers` processes that accept on one listening socket.
+
+    One Python process answers requests one at a time (the GIL), so the simulator's CPU
+    becomes the bottleneck of a fast client; K processes use K cores. The world is a pure
+    function of (text, scenario, seed), so workers share nothing but the counters, which live
+    in shared memory (`SimStats(shared=True)`).
+    """
+    try:
+        listener = _listen(host, port)
+    except OSError as err:
+        sys.stderr.write(f"sim-server: cannot listen on {host}:{port}: {err}\n")
+        return 1
+    stats = SimStats(shared=True)
+    ctx = multiprocessing.get_context("fork")
+    procs = [
+        ctx.Process(target=_worker, args=(config, listener, stats, i), daemon=True)
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    bound_host, bound_port = listener.getsockname()[:2]
+    _announce(f"http://{bound_host}:{bound_port}", config, workers)
+    # SIGTERM (a supervisor, `Popen.terminate`) stops the workers too, like Ctrl-C does
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        while all(proc.is_alive() for proc in procs):
+            time.sleep(0.5)
+        sys.stderr.write("sim-server: a worker process died; stopping\n")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(timeout=5)
+        listener.close()
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _worker(config: SimConfig, listener: socket.socket, stats: SimStats, index: int) -> None:
+    """One worker process: the server on the shared socket, until terminated (or orphaned: a
+    parent killed with SIGKILL cannot stop its workers)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid()
+
+    def exit_when_orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=exit_when_orphaned, daemon=True).start()
+    server = _Server(SimEngine(config, stats=stats), _Faults(config, index), worker=index)
+
+    async def serve() -> None:
+        await server.start(listener)
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
