@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from langgraph_tts import grading
+from langgraph_tts import _grading_worker, grading
 from langgraph_tts.answers import extract_answer
 from langgraph_tts.grading import Grader, default_grader, fast_equivalent
 
@@ -245,7 +245,7 @@ def test_a_pathological_answer_costs_at_most_two_timeouts_per_call(
     answers = ["1", TOWER, "\\sqrt{2}", "\\sqrt{3}", "\\sqrt{5}", "x", "\\sqrt{2}"]
     start = time.monotonic()
     assert grader.group(answers) == [0, 1, 2, 3, 4, 5, 2]
-    assert time.monotonic() - start < grading._MAX_STRIKES * SHORT_TIMEOUT_S + 1.5
+    assert time.monotonic() - start < _grading_worker._MAX_STRIKES * SHORT_TIMEOUT_S + 1.5
 
 
 @posix_only
