@@ -392,7 +392,6 @@ def parse_solution(problem: SimProblem, text: str) -> SolutionState:
     tail = "" if ended else pieces[-1]
     direction: int | None = None
     steps, answer, tail_step = 0, None, False
-    first_wrong: str | None = None
     flaw_step: str | None = None
     slip_step: str | None = None
     for pos, piece in enumerate(pieces):
@@ -416,19 +415,26 @@ def parse_solution(problem: SimProblem, text: str) -> SolutionState:
         d = problem.directions[direction]
         if slip_step is not None:
             continue
-        on_track = idx == direction and steps <= d.n_steps
-        value = int(vals[-1])
-        flaw_like = on_track and d.flaw > 0 and value == flaw_value(d, steps)
-        if flaw_step is None and on_track and value == d.values[steps - 1]:
-            continue
-        if flaw_step is None and flaw_like:
-            flaw_step = piece
-        elif flaw_step is None or not flaw_like:
-            slip_step = piece
-        first_wrong = first_wrong or piece
-    correct = first_wrong is None
+        if idx == direction and steps <= d.n_steps:
+            value = int(vals[-1])
+            # a flawed chain goes on stating the flaw's values; anything else is a slip
+            if value == (d.values[steps - 1] if flaw_step is None else flaw_value(d, steps)):
+                continue
+            if flaw_step is None and d.flaw > 0 and value == flaw_value(d, steps):
+                flaw_step = piece
+                continue
+        slip_step = piece
+    first_wrong = flaw_step if flaw_step is not None else slip_step
     return SolutionState(
-        direction, steps, correct, first_wrong, answer, tail, tail_step, flaw_step, slip_step
+        direction,
+        steps,
+        first_wrong is None,
+        first_wrong,
+        answer,
+        tail,
+        tail_step,
+        flaw_step,
+        slip_step,
     )
 
 
