@@ -46,7 +46,11 @@ async def run_cell(
         config_args["prm_miss_rate"] = prm_miss_rate
     config = SimConfig(**config_args)
     graph = create_search_graph(
-        strategy, SimPolicy(config), SimPRM(config), SimEmbedder(config), budget=budget
+        strategy,
+        policy=SimPolicy(config),
+        prm=SimPRM(config),
+        embedder=SimEmbedder(config),
+        budget=budget,
     )
     limit = asyncio.Semaphore(concurrency)
     correct = samples = tokens = 0

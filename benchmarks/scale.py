@@ -145,7 +145,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     config = SimConfig(scenario=args.scenario, seed=args.seed)
     problems = make_problems(args.problems, scenario=args.scenario, seed=args.seed)
     policy = SimPolicy(config)
-    graph = create_scale_graph(policy)
+    graph = create_scale_graph(policy=policy)
     rows = [
         await run_row("CoT (non-thinking)", problems, args, policy, graph),
         await run_row("CoT (thinking)", problems, args, policy, graph, thinking=True),

@@ -18,9 +18,9 @@ async def main() -> None:
     with start_server() as sim:  # a vLLM-compatible server on a free 127.0.0.1 port
         graph = create_search_graph(
             "dora",
-            ChatPolicy(sim.base_url, "sim-policy"),
-            PoolingPRM(sim.url, "sim-prm", template="qwen2.5"),
-            OpenAIEmbedder(sim.base_url, "sim-embed"),
+            policy=ChatPolicy(sim.base_url, "sim-policy"),
+            prm=PoolingPRM(sim.url, "sim-prm", template="qwen2.5"),
+            embedder=OpenAIEmbedder(sim.base_url, "sim-embed"),
             budget=16,
             seed=0,
         )

@@ -20,6 +20,8 @@ _EXPORTS = {
     "create_scale_graph": "langgraph_tts.scale.graph",
     "build_scale_graph": "langgraph_tts.scale.graph",
     "ScaleNodes": "langgraph_tts.scale.nodes",
+    "create_math_tool": "langgraph_tts.tool",
+    "TTSChatModel": "langgraph_tts.chat",
     "ScaleState": "langgraph_tts.scale.state",
     "route_subproblem": "langgraph_tts.scale.nodes",
     "create_compute_optimal_graph": "langgraph_tts.compute_optimal.graph",
@@ -34,9 +36,14 @@ _EXPORTS = {
     "SearchNodes": "langgraph_tts.search.nodes",
     "SearchState": "langgraph_tts.state",
     "TreeNode": "langgraph_tts.state",
-    # settings
+    # settings and strategies
     "SearchContext": "langgraph_tts.context",
     "ScaleContext": "langgraph_tts.context",
+    "ComputeOptimalContext": "langgraph_tts.context",
+    "SolveContext": "langgraph_tts.context",
+    "Strategy": "langgraph_tts.strategies",
+    "register_strategy": "langgraph_tts.strategies",
+    "get_strategy": "langgraph_tts.strategies",
     # clients
     "ChatPolicy": "langgraph_tts.clients.policy",
     "ChatModelPolicy": "langgraph_tts.clients.chat_model",
@@ -62,6 +69,7 @@ _EXPORTS = {
 __all__ = [
     "ChatModelPolicy",
     "ChatPolicy",
+    "ComputeOptimalContext",
     "ComputeOptimalNodes",
     "ConfigError",
     "GenerativeVerifier",
@@ -80,8 +88,11 @@ __all__ = [
     "SearchState",
     "ServerError",
     "ServerUnavailableError",
+    "SolveContext",
     "Solver",
+    "Strategy",
     "StrategyTable",
+    "TTSChatModel",
     "TTSError",
     "TreeNode",
     "allocate",
@@ -91,20 +102,26 @@ __all__ = [
     "build_search_graph",
     "build_solve_graph",
     "create_compute_optimal_graph",
+    "create_math_tool",
     "create_scale_graph",
     "create_search_graph",
     "create_solve_graph",
     "extract_answer",
+    "get_strategy",
+    "register_strategy",
     "route_subproblem",
     "vote",
 ]
+
+
+_RENAMED = {"register_strategy": "register"}
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'langgraph_tts' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    value = getattr(import_module(module), _RENAMED.get(name, name))
     globals()[name] = value
     return value
 
@@ -116,6 +133,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .allocation import allocate
     from .answers import extract_answer, vote
+    from .chat import TTSChatModel
     from .clients.chat_model import ChatModelPolicy
     from .clients.embed import HashingEmbedder, LocalEmbedder, OpenAIEmbedder
     from .clients.policy import ChatPolicy
@@ -128,7 +146,7 @@ if TYPE_CHECKING:
         create_compute_optimal_graph,
     )
     from .compute_optimal.table import StrategyTable
-    from .context import ScaleContext, SearchContext
+    from .context import ComputeOptimalContext, ScaleContext, SearchContext, SolveContext
     from .errors import ConfigError, ServerError, ServerUnavailableError, TTSError
     from .grading import Grader
     from .ledger import Ledger
@@ -139,3 +157,6 @@ if TYPE_CHECKING:
     from .search.nodes import SearchNodes
     from .solve import Solver, asolve, build_solve_graph, create_solve_graph
     from .state import SearchState, TreeNode
+    from .strategies import Strategy, get_strategy
+    from .strategies import register as register_strategy
+    from .tool import create_math_tool

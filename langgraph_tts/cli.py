@@ -24,6 +24,13 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
 
+def _strategy_help() -> str:
+    """`name (summary)` of every registered strategy, for --help."""
+    from .strategies import get_strategy, strategy_names
+
+    return "; ".join(f"{n}: {get_strategy(n).summary}" for n in strategy_names())
+
+
 def _model_flags(parser: argparse.ArgumentParser, *, strategy: bool = True) -> None:
     g = parser.add_argument_group("models (environment variables in brackets)")
     g.add_argument("--base-url", help="policy server, OpenAI-style …/v1 [LANGGRAPH_TTS_BASE_URL]")
@@ -33,7 +40,10 @@ def _model_flags(parser: argparse.ArgumentParser, *, strategy: bool = True) -> N
     g.add_argument("--embed-url", help="embedding server, …/v1 [LANGGRAPH_TTS_EMBED_URL]")
     g.add_argument("--embed-model", help="embedding model name [LANGGRAPH_TTS_EMBED_MODEL]")
     g.add_argument(
-        "--embedder", choices=["auto", "server", "local", "hashing"], help="DORA's embedder"
+        "--embedder",
+        dest="embedder_kind",
+        choices=["auto", "server", "local", "hashing"],
+        help="where DORA's embeddings come from",
     )
     g.add_argument("--api-key", help="API key for the servers [LANGGRAPH_TTS_API_KEY]")
     s = parser.add_argument_group("strategy")
@@ -41,8 +51,7 @@ def _model_flags(parser: argparse.ArgumentParser, *, strategy: bool = True) -> N
         s.add_argument(
             "--strategy",
             default="dora",
-            help="cot, self_consistency, best_of_n, beam, dvts, rebase, dora, scale or "
-            "compute_optimal (default: dora)",
+            help=f"{_strategy_help()} (default: dora)",
         )
         s.add_argument("--budget", type=int, default=16, help="rollout budget N (default: 16)")
         s.add_argument(
@@ -128,14 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _model_flags(c, strategy=False)
 
+    from .strategies import strategy_names
+
     d = sub.add_parser("demo", help="run a strategy on the built-in simulator (no GPU)")
-    d.add_argument("--strategy", default="dora")
-    d.add_argument("--budget", type=int, default=16)
-    d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--scenario", default="popular_worse")
     d.add_argument(
-        "--problem", type=int, default=9, help="index of the simulated problem (default: 9)"
+        "--strategy", default="dora", choices=strategy_names(), help="strategy (default: dora)"
     )
+    d.add_argument("--budget", type=int, default=16, help="budget N (default: 16)")
+    d.add_argument("--seed", type=int, default=7, help="world and sampling seed (default: 7)")
+    d.add_argument(
+        "--scenario",
+        default="popular_worse",
+        help="simulated world: default, easy, hard, popular_worse (default: popular_worse)",
+    )
+    d.add_argument(
+        "--problem",
+        type=int,
+        default=10,
+        help="number of the simulated problem, as its text says (default: 10)",
+    )
+    d.add_argument("--table", help="strategy table (JSON) for --strategy compute_optimal")
     d.add_argument("--debug", action="store_true")
 
     sim = sub.add_parser("sim-server", help="serve the vLLM-compatible simulator")
@@ -154,8 +175,8 @@ def _parse_value(raw: str) -> Any:
 
 
 def context_from_args(args: argparse.Namespace) -> Any:
-    """A validated `ScaleContext` from flags, `--set` overrides and environment variables."""
-    from .context import ScaleContext
+    """A validated solve context from flags, `--set` overrides and environment variables."""
+    from .context import SolveContext
     from .errors import ConfigError
 
     values: dict[str, Any] = {}
@@ -170,7 +191,7 @@ def context_from_args(args: argparse.Namespace) -> Any:
         "prm_model",
         "embed_url",
         "embed_model",
-        "embedder",
+        "embedder_kind",
         "api_key",
         "seed",
     ):
@@ -182,20 +203,13 @@ def context_from_args(args: argparse.Namespace) -> Any:
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         values[key.strip().replace("-", "_")] = _parse_value(raw)
-    known = set(ScaleContext.__dataclass_fields__)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}; see docs/configuration.md")
-    return ScaleContext(**values)
+    return SolveContext(**values)
 
 
-def _format_validation(err: Exception) -> str:
-    parts = []
-    for e in err.errors():  # type: ignore[attr-defined]
-        loc = ".".join(str(x) for x in e.get("loc", ())) or "setting"
-        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}")
-    return "invalid setting: " + "; ".join(parts)
+def _format_validation(err: Any) -> str:
+    from .settings import format_validation
+
+    return format_validation(err)
 
 
 def _progress_printer(quiet: bool) -> Any:
@@ -228,8 +242,7 @@ def _progress_printer(quiet: bool) -> Any:
 async def _check(ctx: Any) -> None:
     """Preflight: the strategy table (compute_optimal) before the servers, so a bad file costs
     nothing; the embedding server too if the table may pick DORA."""
-    from dataclasses import replace
-
+    from .context import with_overrides
     from .errors import ConfigError
     from .preflight import check_servers
 
@@ -242,7 +255,7 @@ async def _check(ctx: Any) -> None:
 
     table = resolve_table(ctx)
     table.budget_for(ctx.budget)
-    await check_servers(replace(ctx, strategy="dora") if "dora" in table.strategies else ctx)
+    await check_servers(with_overrides(ctx, strategy="dora") if "dora" in table.strategies else ctx)
 
 
 async def _solve(args: argparse.Namespace) -> int:
@@ -316,8 +329,6 @@ def _names(raw: str, flag: str) -> list[str]:
 
 
 async def _calibrate(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from .compute_optimal.calibrate import calibrate
     from .compute_optimal.table import candidates_for, format_table
     from .compute_optimal.tablefile import write_table
@@ -334,7 +345,9 @@ async def _calibrate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--bins must be at least 1, got {args.bins}")
     ctx = context_from_args(args)
     problems = load_dataset(args.dataset, limit=args.limit)
-    await check_servers(replace(ctx, strategy="dora") if "dora" in strategies else ctx)
+    from .context import with_overrides
+
+    await check_servers(with_overrides(ctx, strategy="dora") if "dora" in strategies else ctx)
     runs = args.runs or args.out.with_name(args.out.stem + "-runs")
 
     def progress(label: str, summary: dict[str, Any]) -> None:

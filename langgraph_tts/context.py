@@ -1,368 +1,146 @@
-"""Run-time settings of the prebuilt graphs (LangGraph `context_schema`).
+"""Run-time settings of the prebuilt graphs (LangGraph `context_schema`), built from the registry.
 
-Every field has the papers' value as its default and a description that LangGraph Studio shows
-as a form. Values are validated by pydantic when the context is built, so a bad setting fails
-with a message naming the field (`budget: Input should be greater than 0`). Endpoint fields
-fall back to environment variables (`LANGGRAPH_TTS_BASE_URL`, ...), which is how `langgraph dev`
-and the command line pick up a deployment.
+A graph's context schema is the shared settings (`CommonSettings`, `SearchLoopSettings`) plus
+the own settings of every strategy it can run, so Studio shows each with its description and
+default, and a strategy registered before a graph is built brings its settings along. Every
+field has the papers' value as its default; endpoints fall back to environment variables
+(`LANGGRAPH_TTS_BASE_URL`, ...), which is how `langgraph dev` and the command line pick up a
+deployment.
+
+`SearchContext`, `ScaleContext`, `ComputeOptimalContext` and `SolveContext` are the schemas of
+the four prebuilt graphs for the built-in strategies.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import field, fields, replace
-from typing import Annotated, Any, Literal, get_args
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
-from pydantic.dataclasses import dataclass
+from pydantic import Field, create_model
 
-from .compute_optimal.table import StrategyTable
+from .errors import ConfigError
+from .settings import ENV_SETTINGS, CommonSettings, SearchLoopSettings, Settings, overlay
+from .strategies import get_strategy, registry_version, search_strategy_names, strategy_names
 
 __all__ = [
     "ENV_SETTINGS",
-    "SCALE_STRATEGIES",
-    "SEARCH_STRATEGIES",
-    "STEP_STRATEGIES",
-    "STRATEGIES",
+    "ComputeOptimalContext",
+    "ContextBase",
     "ScaleContext",
     "SearchContext",
-    "SearchStrategy",
-    "Strategy",
+    "SolveContext",
+    "context_model",
     "with_overrides",
 ]
 
-SearchStrategy = Literal["cot", "self_consistency", "best_of_n", "beam", "dvts", "rebase", "dora"]
-"""Strategies of the search graph. `cot`, `self_consistency` and `best_of_n` sample whole
-solutions; the others search step by step under a PRM."""
-Strategy = Literal[
-    "cot",
-    "self_consistency",
-    "best_of_n",
-    "beam",
-    "dvts",
-    "rebase",
-    "dora",
-    "scale",
-    "compute_optimal",
-]
-SEARCH_STRATEGIES: tuple[str, ...] = get_args(SearchStrategy)
-STRATEGIES: tuple[str, ...] = get_args(Strategy)
-STEP_STRATEGIES: tuple[str, ...] = ("beam", "dvts", "rebase", "dora")
-SCALE_STRATEGIES: tuple[str, ...] = ("scale",)
+GRAPH_OF = {"scale": "create_scale_graph", "compute_optimal": "create_compute_optimal_graph"}
 
 
-ENV_SETTINGS: dict[str, tuple[str, str | None]] = {
-    "base_url": ("LANGGRAPH_TTS_BASE_URL", "http://127.0.0.1:8000/v1"),
-    "model": ("LANGGRAPH_TTS_MODEL", "Qwen/Qwen2.5-1.5B-Instruct"),
-    "api_key": ("LANGGRAPH_TTS_API_KEY", None),
-    "prm_url": ("LANGGRAPH_TTS_PRM_URL", None),
-    "prm_model": ("LANGGRAPH_TTS_PRM_MODEL", "Qwen/Qwen2.5-Math-PRM-7B"),
-    "prm_template": ("LANGGRAPH_TTS_PRM_TEMPLATE", None),
-    "embed_url": ("LANGGRAPH_TTS_EMBED_URL", None),
-    "embed_model": ("LANGGRAPH_TTS_EMBED_MODEL", "BAAI/bge-m3"),
-}
-"""Settings read from the environment when not given: field -> (variable, fallback)."""
+class ContextBase(CommonSettings, SearchLoopSettings):
+    """Base of the graphs' context schemas; `runs` is what the graph's `strategy` may be."""
+
+    runs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **data: Any) -> None:
+        strategy = data.get("strategy")
+        if isinstance(strategy, str) and self.runs and strategy not in self.runs:
+            get_strategy(strategy)  # unknown: names the closest registered one
+            where = GRAPH_OF.get(strategy, "create_search_graph")
+            msg = (
+                f"strategy {strategy!r} is not run by this graph (valid here: "
+                f"{', '.join(self.runs)}); use {where} or the solve_math graph"
+            )
+            raise ConfigError(msg)
+        super().__init__(**data)
+
+    def validate_rules(self) -> None:
+        get_strategy(self.strategy).validate(self)
 
 
-def _env(name: str) -> Any:
-    variable, fallback = ENV_SETTINGS[name]
-    return lambda: os.environ.get(variable, fallback)
+def _settings_classes(names: Sequence[str]) -> list[type[Settings]]:
+    """The distinct settings models of `names`, without one that another one extends."""
+    found: list[type[Settings]] = []
+    for name in names:
+        cls = get_strategy(name).settings
+        if cls not in found:
+            found.append(cls)
+    return [c for c in found if not any(o is not c and issubclass(o, c) for o in found)]
 
 
-def _check_url(value: str | None, name: str) -> str | None:
-    if value is None or value == "":
-        return None
-    from urllib.parse import urlsplit
+def _check_no_clash(classes: Sequence[type[Settings]]) -> None:
+    owner: dict[str, type[Settings]] = {
+        n: ContextBase for n in ContextBase.model_fields if n != "strategy"
+    }
+    for cls in classes:
+        for name in cls.model_fields:
+            other = owner.setdefault(name, cls)
+            if other is not cls and not (issubclass(cls, other) or issubclass(other, cls)):
+                if (
+                    name in Settings.model_fields
+                    or other.model_fields[name] is cls.model_fields[name]
+                ):
+                    continue
+                msg = f"setting {name!r} is defined by both {other.__name__} and {cls.__name__}"
+                raise ConfigError(msg)
 
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        msg = f"{name} must be an http(s) URL such as http://127.0.0.1:8000/v1, got {value!r}"
-        raise ValueError(msg)
-    return value.rstrip("/")
 
-
-@dataclass(kw_only=True)
-class SearchContext:
-    """Settings of one run of the search graph (best-of-N, beam, DVTS, REBASE, DORA, ...)."""
-
-    strategy: Annotated[
-        Strategy, Field(description="Test-time scaling strategy (see docs/strategies.md).")
-    ] = "dora"
-    budget: Annotated[
-        int,
-        Field(
-            gt=0,
-            le=4096,
-            description="Rollout budget N: parallel rollouts per iteration for step-level "
-            "search (DORA paper), N full samples for best-of-N and self-consistency.",
+@lru_cache(maxsize=32)
+def _model(name: str, runs: tuple[str, ...], default: str, version: int) -> type[ContextBase]:
+    included = list(dict.fromkeys([*search_strategy_names(), *runs]))
+    bases = _settings_classes(included)
+    _check_no_clash(bases)
+    choices: Any = Literal[runs]
+    parents: Any = (ContextBase, *bases)
+    model: type[ContextBase] = create_model(
+        name,
+        __base__=parents,
+        __doc__=f"Settings of one run of the graph that runs {', '.join(runs)}.",
+        strategy=(
+            choices,
+            Field(description="Test-time scaling strategy (docs/strategies.md)."),
         ),
-    ] = 16
-
-    # --- endpoints ---------------------------------------------------------------------------
-    base_url: Annotated[
-        str, Field(description="OpenAI-style base URL of the policy server (…/v1).")
-    ] = field(default_factory=_env("base_url"))
-    model: Annotated[str, Field(min_length=1, description="Policy model name.")] = field(
-        default_factory=_env("model")
     )
-    api_key: Annotated[
-        str | None, Field(description="API key sent to the servers (never logged).")
-    ] = field(default_factory=_env("api_key"), repr=False)
-    prm_url: Annotated[
-        str | None,
-        Field(
-            description="Root URL of the vLLM PRM server (it serves /pooling). Empty: the "
-            "policy judges solutions itself (generative verifier)."
-        ),
-    ] = field(default_factory=_env("prm_url"))
-    prm_model: Annotated[str, Field(min_length=1, description="PRM model name.")] = field(
-        default_factory=_env("prm_model")
-    )
-    prm_template: Annotated[
-        str | None,
-        Field(
-            description="Client-side chat template of the PRM (qwen2.5), which lets one "
-            "/pooling request score a whole iteration. Empty: derived from prm_model."
-        ),
-    ] = field(default_factory=_env("prm_template"))
-    embed_url: Annotated[
-        str | None,
-        Field(description="OpenAI-style base URL of the embedding server (…/v1), for DORA."),
-    ] = field(default_factory=_env("embed_url"))
-    embed_model: Annotated[str, Field(min_length=1, description="Embedding model name.")] = field(
-        default_factory=_env("embed_model")
-    )
-    embedder: Annotated[
-        Literal["auto", "server", "local", "hashing"],
-        Field(
-            description="Where DORA's embeddings come from: the embedding server, the local "
-            "CPU model (extra `embed`), or the dependency-free hashing fallback (lower "
-            "quality). `auto`: server if embed_url is set, else local if installed, else hashing."
-        ),
-    ] = "auto"
-    max_concurrency: Annotated[
-        int, Field(gt=0, le=4096, description="Requests in flight per server (and pool size).")
-    ] = 64
-
-    # --- sampling ----------------------------------------------------------------------------
-    temperature: Annotated[float, Field(ge=0.0, le=5.0, description="Policy temperature.")] = 0.8
-    top_p: Annotated[float, Field(gt=0.0, le=1.0, description="Nucleus sampling p.")] = 1.0
-    top_k: Annotated[int | None, Field(description="Top-k sampling (vLLM); None: off.")] = None
-    seed: Annotated[int | None, Field(description="Sampling seed (reproducible runs).")] = None
-    max_step_tokens: Annotated[
-        int, Field(gt=0, description="Token cap of one reasoning step (DORA: 256).")
-    ] = 256
-    max_total_tokens: Annotated[
-        int, Field(gt=0, description="Token cap of one whole solution (DORA: 2048).")
-    ] = 2048
-    max_iterations: Annotated[
-        int, Field(gt=0, le=1000, description="Search iterations; the last one runs to EOS.")
-    ] = 40
-
-    # --- search ------------------------------------------------------------------------------
-    beam_width: Annotated[
-        int, Field(gt=0, description="Beam width M for beam search and DVTS (N/M kept).")
-    ] = 4
-    rebase_temperature: Annotated[
-        float, Field(gt=0.0, description="T_b: softmax temperature of PRM scores (REBASE, DORA).")
-    ] = 0.1
-    similarity_temperature: Annotated[
-        float,
-        Field(gt=0.0, description="T_s: row-softmax temperature of cosine similarity (DORA)."),
-    ] = 0.01
-    dora_prefilter: Annotated[
-        bool,
-        Field(
-            description="Released DORA code's variant: drop candidates REBASE gives 0 rollouts "
-            "before applying semantic uniqueness. Off = the paper's Eq. 12-13."
-        ),
-    ] = False
-    rounding: Annotated[
-        Literal["largest_remainder", "code", "sequential_ceil"],
-        Field(
-            description="Integer rounding of rollout shares: largest remainder (sums to N, "
-            "order-free), the DORA code's round-then-cyclic-pad, or original REBASE's "
-            "sequential ceil (REBASE only)."
-        ),
-    ] = "largest_remainder"
-    aggregation: Annotated[
-        Literal["last", "min", "prod", "mean"],
-        Field(description="How per-step PRM rewards become one score (DORA, Snell: last)."),
-    ] = "last"
-    vote: Annotated[
-        Literal["default", "weighted", "majority", "best"],
-        Field(
-            description="Final answer rule: PRM-weighted majority, plain majority or best "
-            "single score. `default`: majority for cot/self_consistency, weighted otherwise."
-        ),
-    ] = "default"
-    stop_at_budget: Annotated[
-        bool,
-        Field(
-            description="Stop once N solutions finished (DORA, DORA's beam search). Off: "
-            "search until no candidate is active (search-and-learn's beam search)."
-        ),
-    ] = True
-    discard_truncated_steps: Annotated[
-        bool,
-        Field(description="Drop candidates whose step hit max_step_tokens (DORA code)."),
-    ] = True
-    prm_batch: Annotated[
-        Literal["auto", "on", "off"],
-        Field(description="Score an iteration's candidates in one /pooling request."),
-    ] = "auto"
-
-    # --- compute-optimal selection (Snell et al.) ---------------------------------------------
-    table: Annotated[
-        str | StrategyTable | None,
-        Field(
-            description="Strategy table of compute_optimal: a JSON file written by "
-            "`langgraph-tts calibrate`, or the table itself (docs/compute_optimal.md)."
-        ),
-    ] = None
-    difficulty_samples: Annotated[
-        int,
-        Field(
-            gt=0,
-            le=256,
-            description="k: whole samples (one request, n=k) whose mean last-step PRM score "
-            "estimates a problem's difficulty for compute_optimal; charged to the ledger.",
-        ),
-    ] = 8
-
-    # --- hard caps and FLOPs -----------------------------------------------------------------
-    max_samples: Annotated[
-        int | None, Field(gt=0, description="Hard cap on policy samples per run.")
-    ] = None
-    max_tokens_cap: Annotated[
-        int | None, Field(gt=0, description="Hard cap on policy completion tokens per run.")
-    ] = None
-    policy_params_b: Annotated[
-        float | None, Field(ge=0, description="Policy parameters in billions (FLOPs).")
-    ] = 1.5
-    prm_params_b: Annotated[
-        float | None, Field(ge=0, description="PRM parameters in billions (FLOPs).")
-    ] = 7.0
-    embed_params_b: Annotated[
-        float | None, Field(ge=0, description="Embedder parameters in billions (FLOPs).")
-    ] = 0.568
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        checked = _check_url(value, "base_url")
-        if checked is None:
-            raise ValueError("base_url must not be empty")
-        return checked
-
-    @field_validator("prm_url", "embed_url")
-    @classmethod
-    def _optional_url(cls, value: str | None, info: Any) -> str | None:
-        return _check_url(value, info.field_name)
-
-    @property
-    def vote_rule(self) -> Literal["weighted", "majority", "best"]:
-        """The voting rule in force once `default` is resolved for the strategy."""
-        if self.vote != "default":
-            return self.vote
-        return "majority" if self.strategy in ("cot", "self_consistency") else "weighted"
+    model.model_fields["strategy"].default = default
+    model.model_rebuild(force=True)
+    model.runs = runs
+    return model
 
 
-@dataclass(kw_only=True)
-class ScaleContext(SearchContext):
-    """Settings of SCALE (decompose, assess, route to System-1/System-2, solve in sequence).
-
-    Inherits the search settings: a System-2 sub-problem may be solved by any search strategy
-    (`system2_strategy`), which is what neither paper does.
-    """
-
-    tau: Annotated[
-        float,
-        Field(ge=0.0, le=1.0, description="Difficulty threshold: System-2 when score > tau."),
-    ] = 0.5
-    outline_versions: Annotated[
-        int, Field(gt=0, le=32, description="Outline versions sampled by decompose.")
-    ] = 8
-    outline_selection: Annotated[
-        Literal["llm", "vote", "first"],
-        Field(
-            description="How one outline is chosen: the model picks (SCALE code), a "
-            "consistency vote on the number of sub-problems, or the first valid one."
-        ),
-    ] = "llm"
-    difficulty_mode: Annotated[
-        Literal["sequential", "upfront"],
-        Field(
-            description="sequential: assess each sub-problem just before solving it, with "
-            "earlier solutions in context (paper); upfront: all at once from descriptions (code)."
-        ),
-    ] = "sequential"
-    force_last_hard: Annotated[
-        bool, Field(description="Score the final sub-problem 0.9 (SCALE code).")
-    ] = True
-    format_retries: Annotated[
-        int, Field(ge=0, le=10, description="Retries on unusable outline/difficulty output.")
-    ] = 3
-    system1_model: Annotated[
-        str | None, Field(description="System-1 model (default: the policy model).")
-    ] = None
-    system1_base_url: Annotated[
-        str | None, Field(description="System-1 server (default: base_url).")
-    ] = None
-    system1_temperature: Annotated[float, Field(ge=0.0, le=5.0)] = 0.7
-    system1_top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
-    system1_top_k: Annotated[int | None, Field()] = 20
-    system1_max_tokens: Annotated[int, Field(gt=0)] = 4096
-    system1_thinking: Annotated[
-        bool | None,
-        Field(description="chat_template_kwargs.enable_thinking for System-1 (None: not sent)."),
-    ] = False
-    system2_model: Annotated[
-        str | None, Field(description="System-2 model (default: the policy model).")
-    ] = None
-    system2_base_url: Annotated[
-        str | None, Field(description="System-2 server (default: base_url).")
-    ] = None
-    system2_temperature: Annotated[float, Field(ge=0.0, le=5.0)] = 0.6
-    system2_top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
-    system2_top_k: Annotated[int | None, Field()] = 20
-    system2_max_tokens: Annotated[int, Field(gt=0)] = 16384
-    system2_thinking: Annotated[
-        bool | None,
-        Field(description="chat_template_kwargs.enable_thinking for System-2 (None: not sent)."),
-    ] = True
-    system1_params_b: Annotated[
-        float | None,
-        Field(ge=0, description="System-1 parameters in billions, for FLOPs (None: policy's)."),
-    ] = None
-    system2_params_b: Annotated[
-        float | None,
-        Field(ge=0, description="System-2 parameters in billions, for FLOPs (None: policy's)."),
-    ] = None
-    system2_strategy: Annotated[
-        Literal["single", "self_consistency", "best_of_n", "dora", "rebase", "beam", "dvts"],
-        Field(
-            description="How a System-2 sub-problem is solved: one thinking sample (paper) "
-            "or a search strategy over that sub-problem."
-        ),
-    ] = "single"
-    system2_budget: Annotated[
-        int, Field(gt=0, le=1024, description="Budget of system2_strategy per sub-problem.")
-    ] = 4
-
-    @field_validator("system1_base_url", "system2_base_url")
-    @classmethod
-    def _system_urls(cls, value: str | None, info: Any) -> str | None:
-        return _check_url(value, info.field_name)
+def context_model(
+    runs: Sequence[str] | None = None, *, default: str | None = None, name: str = "Context"
+) -> type[ContextBase]:
+    """The context schema of a graph running `runs` (default: every registered strategy)."""
+    names = tuple(runs) if runs is not None else strategy_names()
+    return _model(name, names, default or names[0], registry_version())
 
 
-def with_overrides(ctx: SearchContext, **overrides: Any) -> SearchContext:
+def search_context_model() -> type[ContextBase]:
+    """Schema of the search graph: whole-solution and step-level strategies."""
+    return context_model(search_strategy_names(), default="dora", name="SearchContext")
+
+
+def scale_context_model() -> type[ContextBase]:
+    """Schema of the SCALE graph (its System-2 searches use the search settings too)."""
+    return context_model(("scale",), name="ScaleContext")
+
+
+def compute_optimal_context_model() -> type[ContextBase]:
+    """Schema of the compute-optimal graph."""
+    return context_model(("compute_optimal",), name="ComputeOptimalContext")
+
+
+def solve_context_model() -> type[ContextBase]:
+    """Schema of the solve_math graph: every registered strategy."""
+    return context_model(None, default="dora", name="SolveContext")
+
+
+SearchContext: type[ContextBase] = search_context_model()
+ScaleContext: type[ContextBase] = scale_context_model()
+ComputeOptimalContext: type[ContextBase] = compute_optimal_context_model()
+SolveContext: type[ContextBase] = solve_context_model()
+
+
+def with_overrides(ctx: Settings, **overrides: Any) -> Any:
     """A copy of `ctx` with some fields replaced (validated again); unknown names fail."""
-    known = {f.name for f in fields(ctx)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        from .errors import ConfigError
-
-        msg = f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        raise ConfigError(msg)
-    return replace(ctx, **overrides)
+    return overlay(ctx, overrides, strict=True)

@@ -14,7 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .context import ScaleContext
+from .context import SolveContext
+from .errors import ConfigError
 from .sim.server import SimConfig, start_server
 from .sim.world import SimProblem, is_correct, make_problems, parse_solution
 from .solve import Solver
@@ -73,10 +74,11 @@ async def run_demo(args: argparse.Namespace) -> int:
     console = Console(highlight=False, width=100)
     config = SimConfig(scenario=args.scenario, seed=args.seed)
     with start_server(config) as server:
-        problem = make_problems(args.problem + 1, scenario=args.scenario, seed=args.seed)[
-            args.problem
-        ]
-        ctx = ScaleContext(
+        if args.problem < 1:
+            raise ConfigError(f"--problem counts from 1, got {args.problem}")
+        problem = make_problems(args.problem, scenario=args.scenario, seed=args.seed)[-1]
+        ctx = SolveContext(
+            table=args.table,
             strategy=args.strategy,
             budget=args.budget,
             seed=args.seed,
@@ -87,7 +89,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             prm_template="qwen2.5",
             embed_url=server.base_url,
             embed_model=config.embed_model,
-            embedder="server",
+            embedder_kind="server",
         )
         console.print(
             f"[bold]langgraph-tts demo[/] — built-in simulator on {server.url} "
@@ -130,8 +132,9 @@ async def run_demo(args: argparse.Namespace) -> int:
         f"{ledger.get('prm_requests', 0)} PRM and {ledger.get('embed_requests', 0)} embedding "
         f"requests, {ledger.get('flops', 0.0):.2e} FLOPs, {ledger.get('wall_s', 0.0):.2f} s"
     )
+    other = "rebase" if args.strategy != "rebase" else "dora"
     console.print(
-        "next: `langgraph-tts demo --strategy rebase` for the same problem with REBASE; "
-        "README.md for real vLLM servers."
+        f"next: `langgraph-tts demo --strategy {other}` for the same problem with "
+        f"{other.upper()}; README.md for real vLLM servers."
     )
     return 0

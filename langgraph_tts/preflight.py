@@ -6,8 +6,9 @@ in about a second with the URL and the command that would start it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .clients._http import Backoff, HTTPClient, Role
-from .context import ScaleContext, SearchContext
 from .errors import ConfigError
 
 __all__ = ["check_servers"]
@@ -48,7 +49,7 @@ def _require(model: str, served: list[str], url: str, role: str) -> None:
         raise ConfigError(msg)
 
 
-async def check_servers(ctx: SearchContext) -> None:
+async def check_servers(ctx: Any) -> None:
     """Raise `ServerUnavailableError`/`ConfigError` unless every needed server answers."""
     if ctx.prm_url and ctx.prm_url.rstrip("/").endswith("/v1"):
         msg = f"prm_url is the server root (vLLM serves /pooling there): drop the /v1 from {ctx.prm_url}"
@@ -56,12 +57,15 @@ async def check_servers(ctx: SearchContext) -> None:
     checks: list[tuple[str, str, Role]] = [(ctx.base_url, ctx.model, "policy")]
     if ctx.prm_url:
         checks.append((ctx.prm_url + "/v1", ctx.prm_model, "prm"))
-    needs_embed = ctx.strategy == "dora" or (
-        isinstance(ctx, ScaleContext) and ctx.system2_strategy == "dora"
+    from .strategies import get_strategy
+
+    inner = getattr(ctx, "system2_strategy", "single")
+    needs_embed = get_strategy(ctx.strategy).needs_embeddings or (
+        ctx.strategy == "scale" and inner != "single" and get_strategy(inner).needs_embeddings
     )
-    if ctx.embed_url and needs_embed and ctx.embedder in ("auto", "server"):
+    if ctx.embed_url and needs_embed and ctx.embedder_kind in ("auto", "server"):
         checks.append((ctx.embed_url, ctx.embed_model, "embed"))
-    if isinstance(ctx, ScaleContext) and ctx.strategy == "scale":
+    if ctx.strategy == "scale":
         for url, model in (
             (ctx.system1_base_url, ctx.system1_model),
             (ctx.system2_base_url, ctx.system2_model),

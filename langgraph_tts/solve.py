@@ -1,113 +1,244 @@
-"""The prebuilt "solve math" graph: one entry point for every strategy.
+"""The prebuilt "solve math" graph: every registered strategy behind one graph.
 
-`create_solve_graph()` dispatches on the run's `strategy` (from its `ScaleContext`) to the
-search graph (cot, self_consistency, best_of_n, beam, dvts, rebase, dora), the SCALE graph or
-the compute-optimal graph (Snell et al.: a strategy per difficulty bin from a fitted table).
-It is what `langgraph.json` exposes as `solve_math`, and `asolve` is what the command line
-and the evaluation runner call.
+```
+START -> prepare -(strategy)-> search | scale | compute_optimal -> respond -> END
+```
+`search`, `scale` and `compute_optimal` are the three prebuilt graphs as subgraphs, so
+`get_graph(xray=True)` and Studio show their nodes, interrupts and checkpoints reach inside,
+and their custom stream events surface with `stream(..., subgraphs=True)`. It is what
+`langgraph.json` exposes as `solve_math`; `Solver` and `asolve` are what the command line and
+the evaluation runner call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, TypedDict
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
+from langchain_core.messages import AnyMessage
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
+from typing_extensions import TypedDict
 
+from ._factory import RECURSION_LIMIT, bind_settings, compile_graph
+from ._sync import node
 from .clients.types import Embedder, Policy, RewardModel
-from .context import SEARCH_STRATEGIES, ScaleContext, SearchContext
+from .compute_optimal.graph import build_compute_optimal_graph
+from .context import (
+    compute_optimal_context_model,
+    scale_context_model,
+    search_context_model,
+    solve_context_model,
+)
 from .errors import ConfigError
 from .grading import Grader
 from .ledger import Ledger, merge_ledgers
+from .scale.graph import build_scale_graph
+from .search.graph import build_search_graph
+from .search.nodes import answer_message, problem_from
+from .settings import overlay
+from .state import SearchInput, SearchOutput, TreeNode
+from .strategies import get_strategy
 
-__all__ = ["SolveState", "Solver", "asolve", "build_solve_graph", "create_solve_graph"]
+__all__ = [
+    "RECURSION_LIMIT",
+    "SolveState",
+    "Solver",
+    "asolve",
+    "build_solve_graph",
+    "create_solve_graph",
+]
 
-RECURSION_LIMIT = 10_000
+_SUBGRAPHS = {
+    "search": search_context_model,
+    "scale": scale_context_model,
+    "compute_optimal": compute_optimal_context_model,
+}
 
 
 class SolveState(TypedDict, total=False):
-    """Input `problem`; output `answer`, `result` (strategy details), `ledger`, `nodes`."""
+    """Input `problem` (or `messages`); output `answer`, `result`, `ledger`, `nodes`."""
 
     problem: str
+    messages: Annotated[list[AnyMessage], add_messages]
+    settings: dict[str, Any]
+    reply: bool
+    target: str
     answer: str | None
     result: dict[str, Any]
     ledger: Annotated[Ledger, merge_ledgers]
-    nodes: list[dict[str, Any]]
+    nodes: list[TreeNode]
+    completed: list[int]
+
+
+def _target(strategy: str) -> str:
+    """The subgraph that runs `strategy`."""
+    spec = get_strategy(strategy)
+    return spec.name if spec.kind == "graph" else "search"
+
+
+class _SolveNodes:
+    def __init__(self, defaults: Any) -> None:
+        self.defaults = defaults
+
+    async def prepare(self, state: SolveState, runtime: Runtime[Any]) -> dict[str, Any]:
+        """Resolve the problem and the strategy; pass the per-call settings the subgraph knows."""
+        user = dict(state.get("settings") or {})
+        ctx = overlay(self.defaults, runtime.context, user, strict=True)
+        problem, reply = problem_from(state)
+        if not problem:
+            raise ConfigError("no problem to solve: pass {'problem': '...'} or chat messages")
+        target = _target(ctx.strategy)
+        known = _SUBGRAPHS[target]().model_fields
+        passed = {k: v for k, v in user.items() if k in known}
+        passed["strategy"] = ctx.strategy
+        return {"problem": problem, "reply": reply, "target": target, "settings": passed}
+
+    async def respond(self, state: SolveState, runtime: Runtime[Any]) -> dict[str, Any]:
+        """Append the answer to the chat when the problem came from it."""
+        if not state.get("reply"):
+            return {}
+        return {"messages": [answer_message(state.get("answer"), state.get("result") or {})]}
+
+
+def build_solve_graph(
+    strategy: str | None = "dora",
+    *,
+    policy: Policy | None = None,
+    prm: RewardModel | None = None,
+    embedder: Embedder | None = None,
+    grader: Grader | None = None,
+    **settings: Any,
+) -> StateGraph[Any, Any, Any, Any]:
+    """Build the solve-math graph: a router and the three prebuilt graphs as subgraphs.
+
+    Args:
+        strategy: The strategy runs use unless their context or input sets another.
+        policy, prm, embedder, grader: Bound clients (default: from the settings' URLs).
+        **settings: Any field of the solve context schema (every strategy's settings).
+    """
+    bound = bind_settings(solve_context_model(), strategy, settings)
+    values = bound.values()
+    clients: dict[str, Any] = {"policy": policy, "prm": prm, "embedder": embedder, "grader": grader}
+    builders = {
+        "search": build_search_graph,
+        "scale": build_scale_graph,
+        "compute_optimal": build_compute_optimal_graph,
+    }
+    nodes = _SolveNodes(bound)
+    builder = StateGraph(
+        SolveState,
+        context_schema=solve_context_model(),
+        input_schema=SearchInput,
+        output_schema=SearchOutput,
+    )
+    builder.add_node("prepare", node(nodes.prepare, "prepare"))
+    for name, build in builders.items():
+        known = _SUBGRAPHS[name]().model_fields
+        own = {k: v for k, v in values.items() if k in known and k != "strategy"}
+        default = None if name == "search" else name
+        if name == "search" and get_strategy(bound.strategy).kind != "graph":
+            default = bound.strategy
+        sub = build(default, **clients, **own)
+        builder.add_node(name, sub.compile(name=name))
+        builder.add_edge(name, "respond")
+    builder.add_node("respond", node(nodes.respond, "respond"))
+    builder.add_edge(START, "prepare")
+    builder.add_conditional_edges("prepare", _route, list(builders))
+    builder.add_edge("respond", END)
+    return builder
+
+
+def _route(state: SolveState) -> str:
+    return state["target"]
+
+
+def create_solve_graph(
+    strategy: str | None = "dora",
+    *,
+    policy: Policy | None = None,
+    prm: RewardModel | None = None,
+    embedder: Embedder | None = None,
+    grader: Grader | None = None,
+    checkpointer: Any = None,
+    store: Any = None,
+    interrupt_before: Sequence[str] | None = None,
+    interrupt_after: Sequence[str] | None = None,
+    name: str = "solve_math",
+    debug: bool = False,
+    **settings: Any,
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Compile the "solve math" graph (see `build_solve_graph`).
+
+    Example:
+        ```python
+        from langgraph_tts import create_solve_graph
+
+        graph = create_solve_graph("rebase", budget=8)
+        out = graph.invoke({"problem": "What is 2+3?"}, context={"strategy": "scale"})
+        out["answer"], out["result"], out["ledger"]
+        ```
+    """
+    builder = build_solve_graph(
+        strategy, policy=policy, prm=prm, embedder=embedder, grader=grader, **settings
+    )
+    return compile_graph(
+        builder,
+        checkpointer=checkpointer,
+        store=store,
+        interrupt_before=interrupt_before,
+        interrupt_after=interrupt_after,
+        name=name,
+        debug=debug,
+    )
 
 
 class Solver:
-    """Solves problems with the strategy of a context; compiled graphs are built once."""
+    """Solves problems with the solve-math graph (built once) and a context's settings."""
 
     def __init__(
         self,
-        context: SearchContext | None = None,
+        context: Any = None,
         *,
         policy: Policy | None = None,
         prm: RewardModel | None = None,
         embedder: Embedder | None = None,
         grader: Grader | None = None,
     ) -> None:
-        self.context = context or ScaleContext()
-        self.policy, self.prm, self.embedder, self.grader = policy, prm, embedder, grader
-        self._graphs: dict[str, CompiledStateGraph[Any, Any, Any, Any]] = {}
-
-    def graph_for(self, strategy: str) -> CompiledStateGraph[Any, Any, Any, Any]:
-        """The compiled graph that runs `strategy` (built on first use)."""
-        kind = strategy if strategy in ("scale", "compute_optimal") else "search"
-        if strategy not in SEARCH_STRATEGIES and kind == "search":
-            raise ConfigError(f"unknown strategy {strategy!r}")
-        if kind not in self._graphs:
-            if kind == "compute_optimal":
-                from .compute_optimal.graph import create_compute_optimal_graph
-
-                self._graphs[kind] = create_compute_optimal_graph(
-                    self.policy, self.prm, self.embedder, grader=self.grader
-                )
-            elif kind == "scale":
-                from .scale.graph import create_scale_graph
-
-                self._graphs[kind] = create_scale_graph(
-                    self.policy, prm=self.prm, embedder=self.embedder, grader=self.grader
-                )
-            else:
-                from .search.graph import create_search_graph
-
-                self._graphs[kind] = create_search_graph(
-                    None, self.policy, self.prm, self.embedder, grader=self.grader
-                )
-        return self._graphs[kind]
+        self.context = context if context is not None else solve_context_model()()
+        values = self.context.values()
+        strategy = values.pop("strategy")
+        self.graph = create_solve_graph(
+            strategy, policy=policy, prm=prm, embedder=embedder, grader=grader, **values
+        )
 
     async def __call__(
         self,
         problem: str,
         *,
-        context: SearchContext | None = None,
+        context: Any = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Solve one problem; `on_event` receives the graph's custom stream events."""
-        ctx = context or self.context
-        graph = self.graph_for(ctx.strategy)
+        """Solve one problem; `on_event` receives the graphs' custom stream events."""
+        ctx = context if context is not None else self.context
         inputs = {"problem": problem}
-        if on_event is None:
-            out: dict[str, Any] = await graph.ainvoke(inputs, context=ctx)
-            return out
+        run: Any = self.graph
         final: dict[str, Any] = {}
-        stream: Any = graph.astream(inputs, context=ctx, stream_mode=["custom", "values"])
-        async for mode, chunk in stream:
-            if mode == "custom":
+        stream = run.astream(inputs, context=ctx, stream_mode=["custom", "values"], subgraphs=True)
+        async for namespace, mode, chunk in stream:
+            if mode == "custom" and on_event is not None:
                 on_event(chunk)
-            else:
+            elif mode == "values" and not namespace:
                 final = chunk
-        return {
-            k: final.get(k) for k in ("problem", "answer", "result", "ledger", "nodes", "completed")
-        }
+        keys = ("answer", "result", "ledger", "nodes", "completed")
+        return {"problem": problem, **{k: final.get(k) for k in keys}}
 
 
 async def asolve(
     problem: str,
-    context: SearchContext | None = None,
+    context: Any = None,
     *,
     policy: Policy | None = None,
     prm: RewardModel | None = None,
@@ -117,55 +248,3 @@ async def asolve(
     """Solve one problem with the context's strategy (see `Solver` to solve many)."""
     solver = Solver(context, policy=policy, prm=prm, embedder=embedder)
     return await solver(problem, on_event=on_event)
-
-
-class _SolveNode:
-    def __init__(self, solver: Solver) -> None:
-        self.solver = solver
-
-    async def __call__(self, state: SolveState, runtime: Runtime[ScaleContext]) -> dict[str, Any]:
-        ctx = runtime.context or self.solver.context
-        out = await self.solver(state.get("problem", ""), context=ctx)
-        return {
-            "answer": out.get("answer"),
-            "result": out.get("result") or {},
-            "ledger": out.get("ledger") or {},
-            "nodes": out.get("nodes") or [],
-        }
-
-
-def build_solve_graph(
-    *,
-    policy: Policy | None = None,
-    prm: RewardModel | None = None,
-    embedder: Embedder | None = None,
-    grader: Grader | None = None,
-    **settings: Any,
-) -> StateGraph[Any, Any, Any, Any]:
-    """Build the dispatching graph; `settings` are `ScaleContext` defaults for runs without one."""
-    solver = Solver(
-        ScaleContext(**settings), policy=policy, prm=prm, embedder=embedder, grader=grader
-    )
-    builder = StateGraph(SolveState, context_schema=ScaleContext)
-    builder.add_node("solve", _SolveNode(solver))
-    builder.add_edge(START, "solve")
-    builder.add_edge("solve", END)
-    return builder
-
-
-def create_solve_graph(
-    *,
-    policy: Policy | None = None,
-    prm: RewardModel | None = None,
-    embedder: Embedder | None = None,
-    grader: Grader | None = None,
-    checkpointer: Any = None,
-    name: str = "solve_math",
-    **settings: Any,
-) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Compile the "solve math" graph (strategy, budget and endpoints come from the context)."""
-    builder = build_solve_graph(
-        policy=policy, prm=prm, embedder=embedder, grader=grader, **settings
-    )
-    graph = builder.compile(checkpointer=checkpointer, name=name)
-    return graph.with_config(recursion_limit=RECURSION_LIMIT)

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
 
 from .ledger import Ledger, merge_ledgers
 
@@ -68,20 +72,29 @@ class TreeNode(TypedDict):
 
 
 class SearchInput(TypedDict):
-    """What a caller passes in."""
+    """What a caller passes in: a `problem`, or chat `messages` whose last human one is it."""
 
-    problem: str
+    problem: NotRequired[str]
+    """The problem to solve."""
+    messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
+    """A chat: with no `problem`, the last human message is the problem and the answer is
+    appended as an `AIMessage`."""
+    subproblem: NotRequired[str]
+    """Set by a parent graph that searches one part of its `problem` (SCALE's System-2)."""
+    settings: NotRequired[dict[str, Any]]
+    """Per-call settings above the run's context, e.g. `{"budget": 8}`: how a parent graph
+    configures this graph as a subgraph. Unknown keys fail."""
 
 
 class SearchOutput(TypedDict, total=False):
     """What a run returns (the full state is available through streaming and checkpoints)."""
 
-    problem: str
     answer: str | None
     result: dict[str, Any]
     ledger: Ledger
     nodes: list[TreeNode]
     completed: list[int]
+    messages: Annotated[list[AnyMessage], add_messages]
 
 
 def merge_nodes(left: list[TreeNode] | None, right: list[TreeNode] | None) -> list[TreeNode]:
@@ -106,6 +119,13 @@ class SearchState(TypedDict, total=False):
     """State of one search run (one problem)."""
 
     problem: str
+    messages: Annotated[list[AnyMessage], add_messages]
+    subproblem: str
+    settings: dict[str, Any]
+    question: str
+    """The text searched: `subproblem`, else `problem`, else the last human message."""
+    reply: bool
+    """Whether the answer goes back as an `AIMessage` (the problem came from `messages`)."""
     nodes: Annotated[list[TreeNode], merge_nodes]
     frontier: list[int]
     """Node ids to expand next, with multiplicity (a node listed k times gets k rollouts)."""

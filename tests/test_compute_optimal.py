@@ -29,7 +29,7 @@ from langgraph_tts.compute_optimal import (
     parse_table,
     write_table,
 )
-from langgraph_tts.context import SearchContext
+from langgraph_tts.context import SolveContext as SearchContext
 from langgraph_tts.errors import ConfigError
 from langgraph_tts.search.graph import create_search_graph
 from langgraph_tts.sim.inprocess import SimEmbedder, SimPolicy, SimPRM
@@ -225,11 +225,13 @@ async def test_bins_route_problems_to_different_strategies() -> None:
     policy, prm, embedder = _clients()
     problems = [p.text for p in make_problems(6, seed=2)]
     ctx = SearchContext(strategy="compute_optimal", budget=4, seed=5)
-    search = create_search_graph(None, policy, prm, embedder)
+    search = create_search_graph(None, policy=policy, prm=prm, embedder=embedder)
     measured = [(await measure_difficulty(search, ctx, p)).score for p in problems]
     cut = (min(measured) + max(measured)) / 2
     table = _table([cut], {1: BOX, 2: BEAM})
-    graph = create_compute_optimal_graph(policy, prm, embedder, table=table, budget=4, seed=5)
+    graph = create_compute_optimal_graph(
+        policy=policy, prm=prm, embedder=embedder, table=table, budget=4, seed=5
+    )
     chosen = {}
     for problem, score in zip(problems, measured, strict=True):
         policy.calls.clear()
@@ -260,7 +262,7 @@ async def test_a_hard_cap_spent_on_the_estimate_answers_with_its_vote() -> None:
     policy, prm, embedder = _clients()
     table = _table([0.5], {1: BEAM, 2: BEAM})
     graph = create_compute_optimal_graph(
-        policy, prm, embedder, table=table, budget=4, max_samples=8
+        policy=policy, prm=prm, embedder=embedder, table=table, budget=4, max_samples=8
     )
     out = await graph.ainvoke({"problem": make_problems(1, seed=4)[0].text})
     assert out["ledger"]["samples"] == 8 == sum(c.n for c in policy.calls)
@@ -282,7 +284,9 @@ async def test_table_problems_fail_before_any_request(
 ) -> None:
     policy, prm, embedder = _clients()
     base: dict[str, Any] = {"table": _table([0.5], {1: BOX, 2: BEAM}), "budget": 4}
-    graph = create_compute_optimal_graph(policy, prm, embedder, **{**base, **settings_})
+    graph = create_compute_optimal_graph(
+        policy=policy, prm=prm, embedder=embedder, **{**base, **settings_}
+    )
     with pytest.raises(ConfigError, match=message):
         await graph.ainvoke({"problem": "What is 2 + 3?"})
     assert policy.calls == []
@@ -291,7 +295,9 @@ async def test_table_problems_fail_before_any_request(
 async def test_an_oracle_table_cannot_route() -> None:
     policy, prm, embedder = _clients()
     oracle = _table([0.5], {1: BOX, 2: BEAM}).model_copy(update={"difficulty": "oracle"})
-    graph = create_compute_optimal_graph(policy, prm, embedder, table=oracle, budget=4)
+    graph = create_compute_optimal_graph(
+        policy=policy, prm=prm, embedder=embedder, table=oracle, budget=4
+    )
     with pytest.raises(ConfigError, match="oracle"):
         await graph.ainvoke({"problem": "What is 2 + 3?"})
 

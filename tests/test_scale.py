@@ -36,6 +36,7 @@ from langgraph_tts.prompts import (
     SELECT_MARKER,
     SOLVE_SUBPROBLEM_SYSTEM_PROMPT,
 )
+from langgraph_tts.resources import ThinkingPolicy
 from langgraph_tts.scale import (
     ScaleNodes,
     ScaleState,
@@ -53,7 +54,7 @@ from langgraph_tts.scale.parsing import (
     VersionParseError,
     fix_latex_backslashes,
 )
-from langgraph_tts.scale.systems import ThinkingPolicy, search_context
+from langgraph_tts.scale.search import search_settings
 
 PROBLEM = "A shop sells pens at 3 dollars. How much do 4 pens and a 5 dollar book cost?"
 OUTLINE = {"step1": "Find the cost of the pens.", "step2": "Add the book.", "step3": "Total."}
@@ -311,10 +312,10 @@ def test_route_is_strictly_greater_than_tau(difficulty: float, tau: float, mode:
 async def test_route_edge_reads_tau_from_the_context_and_respects_forced_modes() -> None:
     nodes = ScaleNodes()
     state: Any = {"current": 0, "subproblems": [{"index": 0, "text": "x", "difficulty": 0.4}]}
-    assert await nodes.route(state, rt(tau=0.3)) == "system2"
-    assert await nodes.route(state, rt(tau=0.4)) == "system1"
+    assert nodes.route(state, rt(tau=0.3)) == "system2"
+    assert nodes.route(state, rt(tau=0.4)) == "system1"
     state["subproblems"][0]["forced_mode"] = "system2"
-    assert await nodes.route(state, rt(tau=1.0)) == "system2"
+    assert nodes.route(state, rt(tau=1.0)) == "system2"
 
 
 # --- decompose -------------------------------------------------------------------------------------
@@ -387,14 +388,14 @@ async def test_no_valid_outline_makes_the_problem_one_system2_subproblem() -> No
     assert sub["difficulty"] == 1.0 and sub["difficulty_source"] == "whole_problem"
     assert "decompose: none of 2 outline versions was valid" in state["fallbacks"][0]
     assert await nodes.assess_difficulty(state, rt(tau=1.0)) == {}  # type: ignore[arg-type]
-    assert await nodes.route(state, rt(tau=1.0)) == "system2"  # type: ignore[arg-type]
+    assert nodes.route(state, rt(tau=1.0)) == "system2"  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("problem", ["", "   "])
 async def test_empty_problem_is_a_config_error(problem: str) -> None:
-    with pytest.raises(ConfigError, match="non-empty"):
+    with pytest.raises(ConfigError, match="no problem"):
         await ScaleNodes(policy=ScriptedPolicy()).decompose({"problem": problem}, rt())  # type: ignore[arg-type]
-    graph = create_scale_graph(ScriptedPolicy())
+    graph = create_scale_graph(policy=ScriptedPolicy())
     with pytest.raises(ConfigError):
         await graph.ainvoke({"problem": problem})
 
@@ -549,7 +550,7 @@ def solve_by_question(answers: dict[str, str]) -> Reply:
 async def test_graph_end_to_end_with_a_fake_policy() -> None:
     answers = {OUTLINE["step1"]: "12", OUTLINE["step2"]: "17", PROBLEM: "17"}
     policy = ScriptedPolicy({"difficulty": ["0.2", "0.8"], "solve": [solve_by_question(answers)]})
-    graph = create_scale_graph(policy, outline_versions=3, tau=0.5)
+    graph = create_scale_graph(policy=policy, outline_versions=3, tau=0.5)
     events: list[dict[str, Any]] = []
     out: dict[str, Any] = {}
     async for mode, chunk in graph.astream({"problem": PROBLEM}, stream_mode=["custom", "values"]):
@@ -589,7 +590,7 @@ async def test_graph_end_to_end_with_a_fake_policy() -> None:
 @pytest.mark.parametrize("mode", ["sequential", "upfront"])
 async def test_difficulty_modes_order_requests_differently(mode: str) -> None:
     policy = ScriptedPolicy()
-    graph = create_scale_graph(policy, outline_versions=1, difficulty_mode=mode)
+    graph = create_scale_graph(policy=policy, outline_versions=1, difficulty_mode=mode)
     out = await graph.ainvoke({"problem": PROBLEM})
     kinds = [c.kind for c in policy.calls]
     if mode == "upfront":
@@ -602,7 +603,7 @@ async def test_difficulty_modes_order_requests_differently(mode: str) -> None:
 async def test_model_ignoring_every_format_still_answers_and_says_why() -> None:
     prose = "Sure, let me explain in words: it is about twelve or so"
     policy = ScriptedPolicy({k: [prose] for k in ("outline", "select", "difficulty", "solve")})
-    graph = create_scale_graph(policy, outline_versions=2, format_retries=1)
+    graph = create_scale_graph(policy=policy, outline_versions=2, format_retries=1)
     out = await graph.ainvoke({"problem": PROBLEM})
     fallbacks = out["result"]["fallbacks"]
     assert any(f.startswith("decompose:") for f in fallbacks)
@@ -610,7 +611,7 @@ async def test_model_ignoring_every_format_still_answers_and_says_why() -> None:
     assert any(f.startswith("final:") for f in fallbacks)
     assert out["answer"] is None
     policy = ScriptedPolicy({k: [prose + " 12."] for k in ("outline", "difficulty", "solve")})
-    out = await create_scale_graph(policy, outline_versions=2).ainvoke({"problem": PROBLEM})
+    out = await create_scale_graph(policy=policy, outline_versions=2).ainvoke({"problem": PROBLEM})
     assert out["answer"] == "12"
     assert out["result"]["subproblems"][0]["mode"] == "system2"
     assert any("used the last number" in f for f in out["result"]["fallbacks"])
@@ -618,24 +619,24 @@ async def test_model_ignoring_every_format_still_answers_and_says_why() -> None:
 
 async def test_final_answer_falls_back_to_the_latest_subanswer() -> None:
     policy = ScriptedPolicy({"solve": ["\\boxed{12}", "\\boxed{17}", "", ""]})
-    out = await create_scale_graph(policy, outline_versions=1).ainvoke({"problem": PROBLEM})
+    out = await create_scale_graph(policy=policy, outline_versions=1).ainvoke({"problem": PROBLEM})
     assert out["answer"] == "17"
     assert any("returned the answer of sub-problem 1" in f for f in out["result"]["fallbacks"])
 
 
 async def test_context_passed_at_run_time_wins_and_search_contexts_are_accepted() -> None:
     policy = ScriptedPolicy()
-    graph = create_scale_graph(policy, tau=0.0)
+    graph = create_scale_graph(policy=policy, tau=0.0)
     out = await graph.ainvoke({"problem": PROBLEM}, context=ctx(outline_versions=1, tau=1.0))
     assert {s["mode"] for s in out["result"]["subproblems"]} == {"system1"}
-    out = await graph.ainvoke({"problem": PROBLEM}, context=SearchContext(strategy="scale"))
-    assert out["result"]["tau"] == 0.0  # the graph's default SCALE settings fill in
+    out = await graph.ainvoke({"problem": PROBLEM}, context=SearchContext(budget=3))
+    assert out["result"]["tau"] == 0.0  # the graph's bound SCALE settings fill in
     assert out["answer"] == "7"
 
 
 async def test_checkpointed_reruns_start_from_a_clean_slate() -> None:
     policy = ScriptedPolicy({"select": ["nope"]})
-    graph = create_scale_graph(policy, checkpointer=InMemorySaver(), outline_versions=2)
+    graph = create_scale_graph(policy=policy, checkpointer=InMemorySaver(), outline_versions=2)
     config = {"configurable": {"thread_id": "t"}}
     first = await graph.ainvoke({"problem": PROBLEM}, config)
     second = await graph.ainvoke({"problem": PROBLEM}, config)
@@ -692,7 +693,7 @@ async def test_generic_fake_chat_model_drives_the_graph() -> None:
         msg("So 12 + 5 = \\boxed{17}."),
     ]
     policy = ChatModelPolicy(GenericFakeChatModel(messages=iter(script)), name="fake")
-    graph = create_scale_graph(policy, outline_versions=1)
+    graph = create_scale_graph(policy=policy, outline_versions=1)
     out = await graph.ainvoke({"problem": PROBLEM})
     assert out["answer"] == "17"
     assert [s["mode"] for s in out["result"]["subproblems"]] == ["system1", "system2"]
@@ -714,10 +715,9 @@ class ConstantPRM:
         return Scores([[0.8] * len(s) for s in steps], Usage(1, 10 * len(steps), 0), "fake")
 
 
-def test_search_context_takes_system2_settings() -> None:
+def test_search_settings_take_system2_settings() -> None:
     c = ctx(system2_strategy="beam", system2_budget=6, system2_model="big", system2_max_tokens=900)
-    s = search_context(c)
-    assert type(s) is SearchContext
+    s = SearchContext(**search_settings(c, 0))
     assert (s.strategy, s.budget, s.model, s.temperature, s.top_p) == ("beam", 6, "big", 0.6, 0.95)
     assert s.max_total_tokens == 900 and s.max_step_tokens == 256
 
@@ -737,7 +737,7 @@ async def test_thinking_policy_adds_enable_thinking_only_when_unset() -> None:
 async def test_system2_search_with_fake_policy_folds_the_search_ledger_in() -> None:
     policy, prm = ScriptedPolicy(), ConstantPRM()
     graph = create_scale_graph(
-        policy, prm=prm, outline_versions=1, system2_strategy="best_of_n", system2_budget=3
+        policy=policy, prm=prm, outline_versions=1, system2_strategy="best_of_n", system2_budget=3
     )
     out = await graph.ainvoke({"problem": PROBLEM})
     subs = out["result"]["subproblems"]
@@ -766,7 +766,7 @@ async def test_system2_by_every_search_strategy_on_the_simulator(strategy: str) 
     config = SimConfig(seed=2)
     policy, prm, embedder = SimPolicy(config), SimPRM(config), SimEmbedder(config)
     graph = create_scale_graph(
-        policy,
+        policy=policy,
         prm=prm,
         embedder=embedder,
         outline_versions=2,
@@ -807,7 +807,7 @@ async def test_system2_by_every_search_strategy_on_the_simulator(strategy: str) 
 def test_step_level_searches_do_not_think(
     strategy: str, thinking: bool | None, expected: bool | None
 ) -> None:
-    from langgraph_tts.scale.systems import search_thinking
+    from langgraph_tts.scale.search import search_thinking
 
     assert search_thinking(ctx(system2_strategy=strategy, system2_thinking=thinking)) is expected
 
@@ -828,11 +828,12 @@ async def test_flops_use_each_systems_parameter_count() -> None:
     """System-2 calls are booked at system2_params_b, System-1 and overhead at system1's."""
     from langgraph_tts.clients.types import Generation, Sample, Usage
     from langgraph_tts.context import ScaleContext
-    from langgraph_tts.scale.systems import policy_delta, search_context
+    from langgraph_tts.scale.search import search_settings
+    from langgraph_tts.scale.systems import policy_delta
 
     ctx = ScaleContext(policy_params_b=1.0, system2_params_b=32.0, system2_strategy="dora")
     gen = Generation([Sample("x", "stop")], Usage(1, 10, 90))
     assert policy_delta(ctx, gen, "system2")["flops"] == 2 * 32e9 * 100
     assert policy_delta(ctx, gen, "system1")["flops"] == 2 * 1e9 * 100
     assert policy_delta(ctx, gen)["flops"] == 2 * 1e9 * 100
-    assert search_context(ctx).policy_params_b == 32.0
+    assert search_settings(ctx, 0)["policy_params_b"] == 32.0

@@ -41,7 +41,7 @@ async def test_scale_over_http_books_exactly_what_the_server_served(
 ) -> None:
     server = sim_stats
     policy = ChatPolicy(server.base_url, "sim-policy", max_concurrency=8)
-    graph = create_scale_graph(policy)
+    graph = create_scale_graph(policy=policy)
     problem = make_problems(1, seed=0)[0]
     context = ScaleContext(
         base_url=server.base_url,
@@ -99,7 +99,7 @@ async def test_scale_over_http_books_exactly_what_the_server_served(
 async def test_model_that_ignores_formats_still_answers_via_fallbacks() -> None:
     with start_server(SimConfig(seed=0, ignore_formats=True)) as server:
         policy = ChatPolicy(server.base_url, "sim-policy")
-        graph = create_scale_graph(policy, outline_versions=3, format_retries=1, seed=5)
+        graph = create_scale_graph(policy=policy, outline_versions=3, format_retries=1, seed=5)
         problem = make_problems(1, seed=0)[0]
         out = await graph.ainvoke({"problem": problem.text})
         result = out["result"]

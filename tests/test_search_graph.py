@@ -26,7 +26,11 @@ def _graph(
     config = config or SimConfig(seed=1)
     policy = RecordingPolicy(SimPolicy(config))
     graph = create_search_graph(
-        strategy, policy, SimPRM(config), SimEmbedder(config), **{"seed": 3, **settings}
+        strategy,
+        policy=policy,
+        prm=SimPRM(config),
+        embedder=SimEmbedder(config),
+        **{"seed": 3, **settings},
     )
     return graph, policy
 
@@ -129,7 +133,7 @@ async def test_stream_reports_each_iteration(problem: str) -> None:
 
 async def test_generative_verifier_is_the_fallback_and_says_so(problem: str) -> None:
     config = SimConfig(seed=1)
-    graph = create_search_graph("best_of_n", SimPolicy(config), budget=4, prm_url=None)
+    graph = create_search_graph("best_of_n", policy=SimPolicy(config), budget=4, prm_url=None)
     out = await graph.ainvoke({"problem": problem})
     assert out["result"]["verifier"] == "generative_verifier"
     assert out["ledger"]["verifier_requests"] == 4
@@ -173,7 +177,11 @@ async def test_where_popular_directions_are_worse_search_beats_sampling_and_dora
     limit = asyncio.Semaphore(16)
     for strategy in ("best_of_n", "rebase", "dora"):
         graph = create_search_graph(
-            strategy, SimPolicy(config), SimPRM(config), SimEmbedder(config), budget=16
+            strategy,
+            policy=SimPolicy(config),
+            prm=SimPRM(config),
+            embedder=SimEmbedder(config),
+            budget=16,
         )
 
         async def solve(i: int, text: str, graph: Any = graph, strategy: str = strategy) -> Any:

@@ -12,13 +12,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .table import (
-    CANDIDATES,
     CandidateRun,
     Cell,
     Choice,
     Selection,
     StrategyTable,
     assign_bin,
+    candidates,
     candidates_for,
     fit_bins,
     fit_table,
@@ -40,7 +40,6 @@ _LAZY = {
 }
 
 __all__ = [
-    "CANDIDATES",
     "CandidateRun",
     "Cell",
     "Choice",
@@ -52,6 +51,7 @@ __all__ = [
     "assign_bin",
     "build_compute_optimal_graph",
     "calibrate",
+    "candidates",
     "candidates_for",
     "create_compute_optimal_graph",
     "fit_bins",

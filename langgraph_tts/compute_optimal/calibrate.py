@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from ..clients.types import Embedder, Policy, RewardModel
-from ..context import SearchContext
+from ..context import with_overrides
 from ..errors import ConfigError, TTSError
 from ..evaluation import EvalRow, read_results, run_eval
 from ..grading import Grader, default_grader
@@ -71,7 +70,7 @@ async def _pass_rates(
 
 async def calibrate(
     problems: Sequence[dict[str, str]],
-    ctx: SearchContext,
+    ctx: Any,
     runs_dir: Path,
     *,
     budgets: Sequence[int],
@@ -97,7 +96,7 @@ async def calibrate(
         runs_dir: Where each run's `results.jsonl` and `summary.json` go.
         budgets: Budgets N to fit.
         strategies: Candidate names (`best_of_n`, `beam`, `dvts`, `rebase`, `dora`; see
-            `CANDIDATES` for the θ each expands to).
+            `candidates` for the θ each expands to).
         bins: Number of quantile difficulty bins.
         difficulty: Bin on the mean PRM score (`predicted`) or on the pass rate of the k
             samples (`oracle`, for analysis: a graph cannot route on it).
@@ -128,7 +127,7 @@ async def calibrate(
         "grader": grader,
     }
     search = create_search_graph(
-        None, policy, prm, embedder, checkpointer=False, name="calibrate", grader=grader
+        "best_of_n", policy=policy, prm=prm, embedder=embedder, name="calibrate", grader=grader
     )
 
     async def estimate(problem: str) -> dict[str, Any]:
@@ -153,9 +152,9 @@ async def calibrate(
     runs: list[CandidateRun] = []
     for budget, choice in plan:
         width = choice.width_for(budget)
-        sctx = replace(ctx, strategy=choice.strategy, budget=budget)
+        sctx = with_overrides(ctx, strategy=choice.strategy, budget=budget)
         if width is not None:
-            sctx = replace(sctx, beam_width=width)
+            sctx = with_overrides(sctx, beam_width=width)
         solver = Solver(sctx, policy=policy, prm=prm, embedder=embedder, grader=grader)
         out_dir = runs_dir / run_name(choice, budget)
         summary = await run_eval(solver, list(problems), out_dir, settings=sctx, **common)

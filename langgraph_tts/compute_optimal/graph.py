@@ -18,20 +18,28 @@ docs/compute_optimal.md).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from statistics import fmean
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
+from langchain_core.messages import AnyMessage
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
+from typing_extensions import TypedDict
 
+from .._factory import RECURSION_LIMIT, bind_settings, compile_graph
+from .._sync import node
 from ..clients.types import Embedder, Policy, RewardModel
-from ..context import SearchContext
+from ..context import compute_optimal_context_model, search_context_model
 from ..errors import ConfigError
 from ..grading import Grader
 from ..ledger import Ledger, merge_ledgers
-from ..search.graph import create_search_graph
+from ..search.graph import build_search_graph
+from ..search.nodes import answer_message, problem_from
+from ..settings import overlay
 from ..state import SearchInput, SearchOutput, TreeNode
 from .table import StrategyTable
 from .tablefile import load_table
@@ -45,11 +53,11 @@ __all__ = [
     "build_compute_optimal_graph",
     "create_compute_optimal_graph",
     "difficulty_context",
+    "difficulty_overrides",
     "measure_difficulty",
     "resolve_table",
 ]
 
-RECURSION_LIMIT = 10_000
 DIFFICULTY_SEED_OFFSET = 104_729
 """Added to the run's seed for the estimation samples, so that a seeded best-of-N chosen
 afterwards does not redraw the same k samples."""
@@ -60,6 +68,11 @@ class ComputeOptimalState(TypedDict, total=False):
     recording the difficulty score, the bin and θ."""
 
     problem: str
+    messages: Annotated[list[AnyMessage], add_messages]
+    settings: dict[str, Any]
+    """In the input: per-call settings. Between the nodes: what the search subgraph runs."""
+    user_settings: dict[str, Any]
+    reply: bool
     difficulty: float
     """Mean last-step PRM score of the k estimation samples (higher = easier)."""
     estimate: dict[str, Any]
@@ -89,7 +102,7 @@ class DifficultyEstimate:
     ledger: Ledger
 
 
-def resolve_table(ctx: SearchContext) -> StrategyTable:
+def resolve_table(ctx: Any) -> StrategyTable:
     """The run's strategy table, checked against the run's settings.
 
     Raises:
@@ -119,147 +132,51 @@ def resolve_table(ctx: SearchContext) -> StrategyTable:
     return table
 
 
-def difficulty_context(ctx: SearchContext) -> SearchContext:
+def difficulty_overrides(ctx: Any) -> dict[str, Any]:
     """Settings of the estimation run: best-of-N with N = k, last-step PRM scores."""
-    return replace(
-        ctx,
-        strategy="best_of_n",
-        budget=ctx.difficulty_samples,
-        aggregation="last",
-        vote="weighted",
-        seed=None if ctx.seed is None else ctx.seed + DIFFICULTY_SEED_OFFSET,
-    )
+    return {
+        "strategy": "best_of_n",
+        "budget": ctx.difficulty_samples,
+        "aggregation": "last",
+        "vote": "weighted",
+        "seed": None if ctx.seed is None else ctx.seed + DIFFICULTY_SEED_OFFSET,
+    }
 
 
-async def measure_difficulty(
-    search: CompiledStateGraph[Any, Any, Any, Any], ctx: SearchContext, problem: str
-) -> DifficultyEstimate:
-    """Draw k samples with the search graph and average their last-step PRM scores."""
-    run: Any = search  # `ainvoke`'s context overloads are typed for context_schema=None
-    out = await run.ainvoke({"problem": problem}, context=difficulty_context(ctx))
+def difficulty_context(ctx: Any) -> Any:
+    """`ctx` as the search settings of the estimation run (see `difficulty_overrides`)."""
+    search = search_context_model()
+    shared = {k: v for k, v in ctx.values().items() if k in search.model_fields}
+    return search(**{**shared, **difficulty_overrides(ctx)})
+
+
+def estimate_from(out: dict[str, Any]) -> DifficultyEstimate:
+    """The difficulty estimate from an estimation run's output (nodes, completed, result)."""
     nodes: list[TreeNode] = out.get("nodes") or []
     finished = [nodes[i] for i in out.get("completed") or []]
     scores = [float(n["score"]) for n in finished if n["score"] is not None]
+    result = out.get("result") or {}
     return DifficultyEstimate(
         score=fmean(scores) if scores else 0.0,
         scores=scores,
         answers=[n["answer"] for n in finished],
         answer=out.get("answer"),
-        result=out.get("result") or {},
-        ledger=out.get("ledger") or Ledger(),
+        result=result,
+        ledger=result.get("ledger") or out.get("ledger") or Ledger(),
     )
 
 
-class ComputeOptimalNodes:
-    """The graph's nodes, bound to optional clients and default settings.
-
-    Both the estimation and the chosen strategy run one compiled search graph, built once with
-    the clients given here (or resolved from each run's context).
-    """
-
-    def __init__(
-        self,
-        *,
-        policy: Policy | None = None,
-        reward: RewardModel | None = None,
-        embedder: Embedder | None = None,
-        grader: Grader | None = None,
-        defaults: SearchContext | None = None,
-    ) -> None:
-        self.defaults = defaults or SearchContext(strategy="compute_optimal")
-        self.search_graph = create_search_graph(
-            None,
-            policy,
-            reward,
-            embedder,
-            checkpointer=False,
-            name="compute_optimal_search",
-            grader=grader,
-        )
-
-    def context(self, runtime: Runtime[SearchContext] | None) -> SearchContext:
-        """The run's context, or the graph's defaults when the caller passed none."""
-        ctx = runtime.context if runtime is not None else None
-        return ctx if ctx is not None else self.defaults
-
-    async def estimate_difficulty(
-        self, state: ComputeOptimalState, runtime: Runtime[SearchContext]
-    ) -> dict[str, Any]:
-        """k samples in one request, one PRM request: the problem's difficulty score."""
-        ctx = self.context(runtime)
-        problem = (state.get("problem") or "").strip()
-        if not problem:
-            raise ConfigError("problem must be a non-empty string")
-        resolve_table(ctx).budget_for(ctx.budget)  # fail before spending anything
-        started = time.time()
-        estimate = await measure_difficulty(self.search_graph, ctx, problem)
-        return {
-            "problem": problem,
-            "difficulty": estimate.score,
-            "estimate": {
-                "answer": estimate.answer,
-                "result": estimate.result,
-                "scores": [round(s, 6) for s in estimate.scores],
-            },
-            "started_at": started,
-            "ledger": estimate.ledger,
-        }
-
-    async def select_strategy(
-        self, state: ComputeOptimalState, runtime: Runtime[SearchContext]
-    ) -> dict[str, Any]:
-        """Bin the difficulty score and look θ up for the run's budget; stream the choice."""
-        ctx = self.context(runtime)
-        table = resolve_table(ctx)
-        picked = table.select(state["difficulty"], ctx.budget)
-        choice = picked.cell.choice
-        selection = {
-            "bin": picked.bin,
-            "bins": table.bins,
-            "difficulty": round(state["difficulty"], 6),
-            "difficulty_samples": ctx.difficulty_samples,
-            "chosen": choice.name,
-            "chosen_strategy": choice.strategy,
-            "beam_width": choice.width_for(ctx.budget),
-            "table_budget": picked.budget,
-            "cv_accuracy": picked.cell.cv_accuracy,
-        }
-        runtime.stream_writer({"event": "compute_optimal", "budget": ctx.budget, **selection})
-        return {"selection": selection}
-
-    async def search(
-        self, state: ComputeOptimalState, runtime: Runtime[SearchContext]
-    ) -> dict[str, Any]:
-        """Run θ's search at the run's budget, within what the estimation left of the caps."""
-        ctx = self.context(runtime)
-        selection = state["selection"]
-        room = _remaining_caps(ctx, state.get("ledger") or {})
-        out: dict[str, Any]
-        if room is None:  # the estimation used up a hard cap: its own vote is the answer
-            estimate = state["estimate"]
-            result = {**estimate["result"], "stop_reason": "hard_cap"}
-            out = {"answer": estimate["answer"], "result": result, "nodes": [], "completed": []}
-            ledger: Ledger = {}
-        else:
-            overrides: dict[str, Any] = {"strategy": selection["chosen_strategy"], **room}
-            if selection["beam_width"] is not None:
-                overrides["beam_width"] = selection["beam_width"]
-            run: Any = self.search_graph
-            found = await run.ainvoke(
-                {"problem": state["problem"]}, context=replace(ctx, **overrides)
-            )
-            out = {k: found.get(k) for k in ("answer", "nodes", "completed")}
-            result = found.get("result") or {}
-            ledger = found.get("ledger") or Ledger()
-        wall = Ledger(wall_s=time.time() - state.get("started_at", time.time()))
-        return {
-            **out,
-            "result": {**result, **selection, "strategy": "compute_optimal"},
-            "ledger": merge_ledgers(ledger, wall),
-        }
+async def measure_difficulty(
+    search: CompiledStateGraph[Any, Any, Any, Any], ctx: Any, problem: str
+) -> DifficultyEstimate:
+    """Draw k samples with a search graph and average their last-step PRM scores."""
+    run: Any = search
+    inputs = {"problem": problem, "settings": difficulty_overrides(ctx)}
+    out = await run.ainvoke(inputs, context=ctx)
+    return estimate_from(out)
 
 
-def _remaining_caps(ctx: SearchContext, spent: Ledger) -> dict[str, int] | None:
+def _remaining_caps(ctx: Any, spent: Ledger) -> dict[str, int] | None:
     """The hard caps left for the search, or None if the estimation exhausted one."""
     room: dict[str, int] = {}
     for cap, key in (("max_samples", "samples"), ("max_tokens_cap", "completion_tokens")):
@@ -272,7 +189,109 @@ def _remaining_caps(ctx: SearchContext, spent: Ledger) -> dict[str, int] | None:
     return room
 
 
+class ComputeOptimalNodes:
+    """The graph's own nodes; the estimation and θ's search are the search graph as subgraphs.
+
+    Args:
+        defaults: The graph's bound settings (an instance of its context schema).
+    """
+
+    def __init__(self, defaults: Any) -> None:
+        self.defaults = defaults
+
+    def context(self, runtime: Runtime[Any] | None, state: Any) -> Any:
+        """Bound settings, then the run's context, then the input's per-call `settings`."""
+        ctx = runtime.context if runtime is not None else None
+        return overlay(self.defaults, ctx, state.get("user_settings") or {}, strict=True)
+
+    async def prepare(self, state: ComputeOptimalState, runtime: Runtime[Any]) -> dict[str, Any]:
+        """Check the problem and the table before spending anything; set up the estimation."""
+        user = dict(state.get("settings") or {})
+        ctx = overlay(self.defaults, runtime.context, user, strict=True)
+        problem, reply = problem_from(state)
+        if not problem:
+            raise ConfigError("no problem to solve: pass {'problem': '...'} or chat messages")
+        resolve_table(ctx).budget_for(ctx.budget)
+        return {
+            "problem": problem,
+            "reply": reply,
+            "user_settings": user,
+            "settings": {**_for_search(user), **difficulty_overrides(ctx)},
+            "started_at": time.time(),
+        }
+
+    async def select_strategy(
+        self, state: ComputeOptimalState, runtime: Runtime[Any]
+    ) -> dict[str, Any]:
+        """Bin the difficulty score and look θ up for the run's budget; stream the choice."""
+        ctx = self.context(runtime, state)
+        estimate = estimate_from(dict(state))
+        table = resolve_table(ctx)
+        picked = table.select(estimate.score, ctx.budget)
+        choice = picked.cell.choice
+        selection = {
+            "bin": picked.bin,
+            "bins": table.bins,
+            "difficulty": round(estimate.score, 6),
+            "difficulty_samples": ctx.difficulty_samples,
+            "chosen": choice.name,
+            "chosen_strategy": choice.strategy,
+            "beam_width": choice.width_for(ctx.budget),
+            "table_budget": picked.budget,
+            "cv_accuracy": picked.cell.cv_accuracy,
+        }
+        runtime.stream_writer({"event": "compute_optimal", "budget": ctx.budget, **selection})
+        overrides: dict[str, Any] = {"strategy": choice.strategy}
+        if selection["beam_width"] is not None:
+            overrides["beam_width"] = selection["beam_width"]
+        room = _remaining_caps(ctx, state.get("ledger") or {})
+        return {
+            "difficulty": estimate.score,
+            "estimate": {
+                "answer": estimate.answer,
+                "result": estimate.result,
+                "scores": [round(x, 6) for x in estimate.scores],
+                "exhausted": room is None,
+            },
+            "selection": selection,
+            "settings": {
+                **_for_search(state.get("user_settings") or {}),
+                **overrides,
+                **(room or {}),
+            },
+        }
+
+    async def finish(self, state: ComputeOptimalState, runtime: Runtime[Any]) -> dict[str, Any]:
+        """θ's answer (or the estimation's, if it used up a hard cap) with the selection."""
+        estimate = state["estimate"]
+        if estimate["exhausted"]:
+            out: dict[str, Any] = {
+                "answer": estimate["answer"],
+                "result": {**estimate["result"], "stop_reason": "hard_cap"},
+                "nodes": [],
+                "completed": [],
+            }
+        else:
+            out = {"answer": state.get("answer"), "result": dict(state.get("result") or {})}
+        out["result"] = {**out["result"], **state["selection"], "strategy": "compute_optimal"}
+        out["result"]["ledger"] = dict(state.get("ledger") or {})
+        if state.get("reply"):
+            out["messages"] = [answer_message(out["answer"], out["result"])]
+        return out
+
+
+def _for_search(user: dict[str, Any]) -> dict[str, Any]:
+    """The per-call settings that the search subgraph knows (not the table's own)."""
+    known = search_context_model().model_fields
+    return {k: v for k, v in user.items() if k in known}
+
+
+def _after_select(state: ComputeOptimalState) -> str:
+    return "finish" if state["estimate"]["exhausted"] else "search"
+
+
 def build_compute_optimal_graph(
+    strategy: str | None = "compute_optimal",
     *,
     policy: Policy | None = None,
     prm: RewardModel | None = None,
@@ -282,68 +301,86 @@ def build_compute_optimal_graph(
 ) -> StateGraph[Any, Any, Any, Any]:
     """Build (not compile) the compute-optimal graph.
 
+    ```
+    START -> prepare -> estimate -> select_strategy -> (search ->) finish -> END
+    ```
+    `estimate` and `search` are the search graph as subgraphs: best-of-N with N = k for the
+    difficulty estimate, then θ at the run's budget.
+
     Args:
-        policy: Policy client; default: `ChatPolicy` on the context's `base_url`.
-        prm: Reward model; default: `PoolingPRM` on `prm_url`, else the policy as a
-            generative verifier.
+        strategy: Always `compute_optimal` (the argument keeps every factory's shape).
+        policy: Policy client; default: `ChatPolicy` on the settings' `base_url`.
+        prm: Reward model; default: `PoolingPRM` on `prm_url`, else a generative verifier.
         embedder: Embedder, used if the table picks DORA.
         grader: Answer-equivalence grader used by the votes.
-        **settings: Any `SearchContext` field (`table`, `difficulty_samples`, `budget`, ...), as
-            defaults for runs without a context; `strategy` is always `compute_optimal`.
+        **settings: Any field of the context schema (`table`, `difficulty_samples`, `budget`).
 
     Returns:
-        A `StateGraph` with `context_schema=SearchContext`.
+        A `StateGraph` with the compute-optimal context schema.
     """
-    nodes = ComputeOptimalNodes(
-        policy=policy,
-        reward=prm,
-        embedder=embedder,
-        grader=grader,
-        defaults=SearchContext(**{**settings, "strategy": "compute_optimal"}),
-    )
+    model = compute_optimal_context_model()
+    bound = bind_settings(model, strategy, settings)
+    shared = {k: v for k, v in bound.values().items() if k in search_context_model().model_fields}
+    shared.pop("strategy")
+    search = build_search_graph(
+        "best_of_n", policy=policy, prm=prm, embedder=embedder, grader=grader, **shared
+    ).compile(name="search")
+    nodes = ComputeOptimalNodes(bound)
     builder = StateGraph(
         ComputeOptimalState,
-        context_schema=SearchContext,
+        context_schema=model,
         input_schema=SearchInput,
         output_schema=SearchOutput,
     )
-    builder.add_node("estimate_difficulty", nodes.estimate_difficulty)
-    builder.add_node("select_strategy", nodes.select_strategy)
-    builder.add_node("search", nodes.search)
-    builder.add_edge(START, "estimate_difficulty")
-    builder.add_edge("estimate_difficulty", "select_strategy")
-    builder.add_edge("select_strategy", "search")
-    builder.add_edge("search", END)
+    builder.add_node("prepare", node(nodes.prepare, "prepare"))
+    builder.add_node("estimate", search)
+    builder.add_node("select_strategy", node(nodes.select_strategy, "select_strategy"))
+    builder.add_node("search", search)
+    builder.add_node("finish", node(nodes.finish, "finish"))
+    builder.add_edge(START, "prepare")
+    builder.add_edge("prepare", "estimate")
+    builder.add_edge("estimate", "select_strategy")
+    builder.add_conditional_edges("select_strategy", _after_select, ["search", "finish"])
+    builder.add_edge("search", "finish")
+    builder.add_edge("finish", END)
     return builder
 
 
 def create_compute_optimal_graph(
+    strategy: str | None = "compute_optimal",
+    *,
     policy: Policy | None = None,
     prm: RewardModel | None = None,
     embedder: Embedder | None = None,
-    *,
+    grader: Grader | None = None,
     checkpointer: Any = None,
     store: Any = None,
+    interrupt_before: Sequence[str] | None = None,
+    interrupt_after: Sequence[str] | None = None,
     name: str = "compute_optimal",
-    grader: Grader | None = None,
+    debug: bool = False,
     **settings: Any,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Compile the compute-optimal graph.
+    """Compile the compute-optimal graph (see `build_compute_optimal_graph`).
 
     Example:
         ```python
         from langgraph_tts import create_compute_optimal_graph
 
         graph = create_compute_optimal_graph(table="table.json", budget=16)
-        out = await graph.ainvoke({"problem": "What is 2+3?"})
+        out = graph.invoke({"problem": "What is 2+3?"})
         out["answer"], out["result"]["bin"], out["result"]["chosen"], out["ledger"]["samples"]
         ```
-
-    A run may pass `context=SearchContext(strategy="compute_optimal", table=..., ...)`; it then
-    replaces the defaults given here (the clients bound here are kept).
     """
     builder = build_compute_optimal_graph(
-        policy=policy, prm=prm, embedder=embedder, grader=grader, **settings
+        strategy, policy=policy, prm=prm, embedder=embedder, grader=grader, **settings
     )
-    graph = builder.compile(checkpointer=checkpointer, store=store, name=name)
-    return graph.with_config(recursion_limit=RECURSION_LIMIT)
+    return compile_graph(
+        builder,
+        checkpointer=checkpointer,
+        store=store,
+        interrupt_before=interrupt_before,
+        interrupt_after=interrupt_after,
+        name=name,
+        debug=debug,
+    )

@@ -23,12 +23,20 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import ConfigError
+from ..strategies import Width, get_strategy, strategy_names
 
 __all__ = [
-    "CANDIDATES",
     "DEFAULT_BINS",
     "CandidateRun",
     "CandidateStrategy",
@@ -38,6 +46,7 @@ __all__ = [
     "Selection",
     "StrategyTable",
     "assign_bin",
+    "candidates",
     "candidates_for",
     "fit_bins",
     "fit_table",
@@ -45,8 +54,8 @@ __all__ = [
     "parse_table",
 ]
 
-CandidateStrategy = Literal["best_of_n", "beam", "dvts", "rebase", "dora"]
-"""Search strategies a table may pick (lookahead search is not built in this package)."""
+CandidateStrategy = str
+"""A registered strategy with compute-optimal candidates (`Strategy.table_choices`)."""
 DifficultyKind = Literal["predicted", "oracle"]
 """`predicted`: mean last-step PRM score of k samples; `oracle`: their pass rate (needs answers,
 so only for analysis — a graph cannot route on it)."""
@@ -67,11 +76,20 @@ class Choice(BaseModel):
     strategy: CandidateStrategy
     beam_width: Annotated[int, Field(gt=0)] | Literal["sqrt"] | None = None
 
+    @field_validator("strategy")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in _choices():
+            known = ", ".join(_choices())
+            raise ValueError(f"{value!r} is not a candidate strategy; known: {known}")
+        return value
+
     @model_validator(mode="after")
     def _width_only_for_beams(self) -> Choice:
-        if self.strategy in ("beam", "dvts") and self.beam_width is None:
+        widths = _choices()[self.strategy]
+        if None not in widths and self.beam_width is None:
             raise ValueError(f"{self.strategy} needs beam_width (a number or 'sqrt')")
-        if self.strategy not in ("beam", "dvts") and self.beam_width is not None:
+        if widths == (None,) and self.beam_width is not None:
             raise ValueError(f"beam_width is only for beam and dvts, not {self.strategy}")
         return self
 
@@ -87,16 +105,20 @@ class Choice(BaseModel):
         return self.beam_width
 
 
-CANDIDATES: dict[str, tuple[Choice, ...]] = {
-    "best_of_n": (Choice(strategy="best_of_n"),),
-    "beam": (Choice(strategy="beam", beam_width="sqrt"), Choice(strategy="beam", beam_width=4)),
-    "dvts": (Choice(strategy="dvts", beam_width=4),),
-    "rebase": (Choice(strategy="rebase"),),
-    "dora": (Choice(strategy="dora"),),
-}
-"""What each strategy name expands to (paper §4.3: BoN weighted, beam search with M = √N and
-M = 4; DVTS with search-and-learn's M = 4; REBASE and DORA with the context's settings). The
-order is the simplicity order used to break ties."""
+def _choices() -> dict[str, tuple[Width, ...]]:
+    """Registered strategies with candidates, and the beam widths each contributes."""
+    found = ((n, get_strategy(n).table_choices) for n in strategy_names())
+    return {name: widths for name, widths in found if widths}
+
+
+def candidates() -> dict[str, tuple[Choice, ...]]:
+    """What each strategy name expands to, from the registry (paper §4.3: BoN weighted, beam
+    search with M = √N and M = 4; DVTS with search-and-learn's M = 4; REBASE and DORA with the
+    context's settings). The order is the simplicity order used to break ties."""
+    return {
+        name: tuple(Choice(strategy=name, beam_width=w) for w in widths)
+        for name, widths in _choices().items()
+    }
 
 
 def candidates_for(strategies: Iterable[str], budget: int) -> list[Choice]:
@@ -110,11 +132,12 @@ def candidates_for(strategies: Iterable[str], budget: int) -> list[Choice]:
     """
     out: list[Choice] = []
     seen: set[tuple[str, int | None]] = set()
+    table = candidates()
     for name in strategies:
-        if name not in CANDIDATES:
-            msg = f"unknown candidate strategy {name!r}; known: {', '.join(CANDIDATES)}"
+        if name not in table:
+            msg = f"unknown candidate strategy {name!r}; known: {', '.join(table)}"
             raise ConfigError(msg)
-        for choice in CANDIDATES[name]:
+        for choice in table[name]:
             key = (choice.strategy, choice.width_for(budget))
             if key not in seen:
                 seen.add(key)

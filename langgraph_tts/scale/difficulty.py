@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from ..clients.types import ChatMessage, Policy
-from ..context import ScaleContext
 from ..ledger import Ledger, merge_ledgers
 from ..prompts import DIFFICULTY_SYSTEM_PROMPT, DIFFICULTY_USER_TEMPLATE
 from .parsing import DifficultyParseError, parse_difficulty
@@ -48,7 +48,7 @@ class Assessment:
     attempts: int
 
 
-def work_for(ctx: ScaleContext, state: ScaleState, idx: int) -> str:
+def work_for(ctx: Any, state: ScaleState, idx: int) -> str:
     """What the assessor sees as done before sub-problem `idx` (see the module docstring)."""
     if ctx.difficulty_mode == "upfront":
         return " ".join(s["text"] for s in state["subproblems"][:idx])
@@ -56,7 +56,7 @@ def work_for(ctx: ScaleContext, state: ScaleState, idx: int) -> str:
 
 
 async def score_difficulty(
-    policy: Policy, ctx: ScaleContext, problem: str, work: str, text: str, idx: int
+    policy: Policy, ctx: Any, problem: str, work: str, text: str, idx: int
 ) -> Assessment:
     """Ask for a score until one parses or `format_retries` re-asks are spent."""
     user = DIFFICULTY_USER_TEMPLATE.format(

@@ -1,32 +1,56 @@
 """Prebuilt SCALE graph (Xiao et al., arXiv 2512.00466): selective System-1/System-2 solving.
 
 ```
-START -> decompose -> assess_difficulty -(route)-> solve_system1 --> propagate -> ... -> finalize
-                            ^            \\------> solve_system2 -/      |
-                            \\-------------- next sub-problem ------------/
+START -> decompose -> assess_difficulty -(route)-> solve_system1 -----------------------> propagate
+                            ^                  \\--> solve_system2 ----------------------/    |
+                            |                   \\-> prepare_search -> system2_search -> collect_search
+                            \\------------------------ next sub-problem -------------------------/-> finalize
 ```
-One pass of the loop per sub-problem, so the run needs about 4 super-steps per sub-problem.
+One pass of the loop per sub-problem. `system2_search` is the search graph as a subgraph
+(`system2_strategy` other than `single`), so Studio can step into it and interrupts and
+checkpoints reach inside.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from .._factory import RECURSION_LIMIT, bind_settings, compile_graph
+from .._sync import node
 from ..clients.types import Embedder, Policy, RewardModel
-from ..context import ScaleContext
+from ..context import scale_context_model, search_context_model
+from ..search.graph import build_search_graph
 from .nodes import ScaleNodes
 from .state import ScaleInput, ScaleOutput, ScaleState
 
 __all__ = ["RECURSION_LIMIT", "build_scale_graph", "create_scale_graph"]
 
-RECURSION_LIMIT = 10_000
-"""Set explicitly: 10 sub-problems take ~40 super-steps, more than langchain-core's default 25."""
+_OWN_NODES = (
+    "decompose",
+    "assess_difficulty",
+    "solve_system1",
+    "solve_system2",
+    "prepare_search",
+    "collect_search",
+    "propagate",
+    "finalize",
+)
+
+
+def _search_subgraph(bound: Any, policy: Policy | None, **clients: Any) -> Any:
+    """The System-2 search, bound to the SCALE graph's System-2 client and search settings."""
+    shared = {k: v for k, v in bound.values().items() if k in search_context_model().model_fields}
+    shared.pop("strategy")
+    strategy = bound.system2_strategy if bound.system2_strategy != "single" else "dora"
+    return build_search_graph(strategy, policy=policy, **clients, **shared).compile(name="search")
 
 
 def build_scale_graph(
+    strategy: str | None = "scale",
     *,
     policy: Policy | None = None,
     system1: Policy | None = None,
@@ -35,11 +59,12 @@ def build_scale_graph(
     embedder: Embedder | None = None,
     grader: Any = None,
     **settings: Any,
-) -> StateGraph[ScaleState, ScaleContext, ScaleInput, ScaleOutput]:
+) -> StateGraph[Any, Any, Any, Any]:
     """Build (not compile) the SCALE graph, for users who add nodes or compile themselves.
 
     Args:
-        policy: Default client of both systems; default: `ChatPolicy` on the context's
+        strategy: Always `scale` (the argument keeps every factory's shape).
+        policy: Default client of both systems; default: `ChatPolicy` on the settings'
             `base_url`/`model` (or `system1_*`/`system2_*` when set).
         system1: Client of System-1 (fast; also decomposes, selects and scores difficulty).
         system2: Client of System-2 (slow, thinking; or searched with `system2_strategy`).
@@ -47,92 +72,75 @@ def build_scale_graph(
             verifier on System-2.
         embedder: Embedder for System-2 DORA searches.
         grader: Answer-equivalence grader used by System-2 search votes.
-        **settings: Any `ScaleContext` field, as defaults for runs without a context.
+        **settings: Any field of the SCALE context schema (`tau`, `system2_strategy`, ...).
 
     Returns:
-        A `StateGraph` with `context_schema=ScaleContext`.
+        A `StateGraph` with the SCALE context schema.
 
     Raises:
         ConfigError: an unknown or invalid setting.
     """
-    nodes = ScaleNodes(
-        policy=policy,
-        system1=system1,
-        system2=system2,
-        prm=prm,
-        embedder=embedder,
-        grader=grader,
-        defaults=_defaults(settings),
-    )
+    model = scale_context_model()
+    bound = bind_settings(model, strategy, settings)
+    nodes = ScaleNodes(policy=policy, system1=system1, system2=system2, defaults=bound)
+    search = _search_subgraph(bound, system2 or policy, prm=prm, embedder=embedder, grader=grader)
     builder = StateGraph(
-        ScaleState,
-        context_schema=ScaleContext,
-        input_schema=ScaleInput,
-        output_schema=ScaleOutput,
+        ScaleState, context_schema=model, input_schema=ScaleInput, output_schema=ScaleOutput
     )
-    builder.add_node("decompose", nodes.decompose)
-    builder.add_node("assess_difficulty", nodes.assess_difficulty)
-    builder.add_node("solve_system1", nodes.solve_system1)
-    builder.add_node("solve_system2", nodes.solve_system2)
-    builder.add_node("propagate", nodes.propagate)
-    builder.add_node("finalize", nodes.finalize)
+    for name in _OWN_NODES:
+        builder.add_node(name, node(getattr(nodes, name), name))
+    builder.add_node("system2_search", search)
     builder.add_edge(START, "decompose")
     builder.add_edge("decompose", "assess_difficulty")
     builder.add_conditional_edges(
         "assess_difficulty",
         nodes.route,
-        {"system1": "solve_system1", "system2": "solve_system2"},
+        {"system1": "solve_system1", "system2": "solve_system2", "search": "prepare_search"},
     )
-    builder.add_edge("solve_system1", "propagate")
-    builder.add_edge("solve_system2", "propagate")
+    builder.add_edge("prepare_search", "system2_search")
+    builder.add_edge("system2_search", "collect_search")
+    for solved in ("solve_system1", "solve_system2", "collect_search"):
+        builder.add_edge(solved, "propagate")
     builder.add_conditional_edges("propagate", nodes.next_step, ["assess_difficulty", "finalize"])
     builder.add_edge("finalize", END)
     return builder
 
 
-def _defaults(settings: dict[str, Any]) -> ScaleContext | None:
-    """Validated defaults, or None to read them (and the environment) on first use."""
-    if not settings:
-        return None
-    from ..context import with_overrides
-
-    return with_overrides(ScaleContext(), **settings)  # type: ignore[return-value]
-
-
 def create_scale_graph(
-    policy: Policy | None = None,
+    strategy: str | None = "scale",
     *,
+    policy: Policy | None = None,
     system1: Policy | None = None,
     system2: Policy | None = None,
     prm: RewardModel | None = None,
     embedder: Embedder | None = None,
+    grader: Any = None,
     checkpointer: Any = None,
     store: Any = None,
+    interrupt_before: Sequence[str] | None = None,
+    interrupt_after: Sequence[str] | None = None,
     name: str = "scale",
-    grader: Any = None,
+    debug: bool = False,
     **settings: Any,
-) -> CompiledStateGraph[ScaleState, ScaleContext, ScaleInput, ScaleOutput]:
-    """Compile the SCALE graph.
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Compile the SCALE graph (see `build_scale_graph`).
 
     Example:
         ```python
-        from langgraph_tts.clients.policy import ChatPolicy
-        from langgraph_tts.scale import create_scale_graph
+        from langgraph_tts import ChatPolicy, create_scale_graph
 
         qwen3 = ChatPolicy("http://127.0.0.1:8000/v1", "Qwen/Qwen3-32B")
-        graph = create_scale_graph(qwen3, tau=0.2)
-        async for mode, chunk in graph.astream(
+        graph = create_scale_graph(policy=qwen3, tau=0.2)
+        for mode, chunk in graph.stream(
             {"problem": "Find the remainder when 2^100 is divided by 7."},
             stream_mode=["custom", "values"],
         ):
             ...  # custom: one event per solved sub-problem
         out = chunk  # the last values chunk: answer, result, ledger
         ```
-
-    A run may pass `context=ScaleContext(...)`; it replaces the defaults given here (the
-    clients bound here are kept).
     """
     builder = build_scale_graph(
+        strategy,
         policy=policy,
         system1=system1,
         system2=system2,
@@ -141,5 +149,12 @@ def create_scale_graph(
         grader=grader,
         **settings,
     )
-    graph = builder.compile(checkpointer=checkpointer, store=store, name=name)
-    return graph.with_config(recursion_limit=RECURSION_LIMIT)
+    return compile_graph(
+        builder,
+        checkpointer=checkpointer,
+        store=store,
+        interrupt_before=interrupt_before,
+        interrupt_after=interrupt_after,
+        name=name,
+        debug=debug,
+    )

@@ -7,7 +7,7 @@ decompose -> assess_difficulty -> route -> solve_system1 | solve_system2 -> prop
 ```
 The nodes are methods of `ScaleNodes` so that clients can be bound when a graph is built and
 otherwise resolved from the run's context URLs. Each one takes a state dict and a
-`Runtime[ScaleContext]` and returns a state update, so it can be called directly or placed in
+`Runtime[Any]` and returns a state update, so it can be called directly or placed in
 a user's own graph. Module-level aliases (`decompose`, `assess_difficulty`, ...) are the nodes
 of a `ScaleNodes()` with no bound clients.
 """
@@ -18,17 +18,18 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
-from ..clients.types import ChatMessage, Embedder, Policy, RewardModel
-from ..context import ScaleContext, SearchContext
+from ..clients.types import ChatMessage, Policy
 from ..errors import ConfigError
 from ..ledger import Ledger, merge_ledgers
 from ..prompts import SOLVE_SUBPROBLEM_SYSTEM_PROMPT, SOLVE_SUBPROBLEM_USER_TEMPLATE
+from ..search.nodes import answer_message, problem_from
+from ..settings import overlay
 from .difficulty import (
     FALLBACK_DIFFICULTY,
     FORCED_LAST_DIFFICULTY,
@@ -39,7 +40,7 @@ from .difficulty import (
 )
 from .outline import sample_outlines, select_outline
 from .report import NO_ANSWER, build_report, subproblem_answer
-from .search import SearchSolver
+from .search import search_settings, searched
 from .state import Mode, ScaleState, SubProblem
 from .systems import (
     derive_seed,
@@ -55,15 +56,7 @@ __all__ = [
     "NO_CONTEXT",
     "SOLVE_RETRIES",
     "ScaleNodes",
-    "assess_difficulty",
-    "decompose",
-    "finalize",
-    "next_step",
-    "propagate",
-    "route",
     "route_subproblem",
-    "solve_system1",
-    "solve_system2",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,16 +89,13 @@ class _Solved:
 
 
 class ScaleNodes:
-    """SCALE's nodes, bound to optional clients and default settings.
+    """SCALE's own nodes, bound to optional clients and the graph's settings.
 
     Args:
         policy: Default client of both systems.
         system1: Client of System-1 (and of decompose, select and difficulty).
         system2: Client of System-2.
-        prm: Reward model for System-2 searches (default: `prm_url`, else a generative verifier).
-        embedder: Embedder for System-2 DORA searches.
-        grader: Answer-equivalence grader of System-2 search votes.
-        defaults: Settings of runs that pass no context.
+        defaults: The graph's bound settings (an instance of its context schema).
     """
 
     def __init__(
@@ -114,55 +104,47 @@ class ScaleNodes:
         policy: Policy | None = None,
         system1: Policy | None = None,
         system2: Policy | None = None,
-        prm: RewardModel | None = None,
-        embedder: Embedder | None = None,
-        grader: Any = None,
-        defaults: ScaleContext | None = None,
+        defaults: Any = None,
     ) -> None:
         self.policy = policy
         self.system1 = system1
         self.system2 = system2
         self._defaults = defaults
-        self.searcher = SearchSolver(prm=prm, embedder=embedder, grader=grader)
 
     # --- helpers -----------------------------------------------------------------------------
 
     @property
-    def defaults(self) -> ScaleContext:
-        """Settings of runs without a context (built on first use: they read the environment)."""
+    def defaults(self) -> Any:
+        """Bound settings (built on first use when none were given: they read the environment)."""
         if self._defaults is None:
+            from ..context import ScaleContext
+
             self._defaults = ScaleContext()
         return self._defaults
 
-    def context(self, runtime: Runtime[ScaleContext] | None) -> ScaleContext:
-        """The run's context (a plain `SearchContext` gets the SCALE defaults), or the defaults."""
+    def context(self, runtime: Runtime[Any] | None, state: Any = None) -> Any:
+        """Bound settings, then the run's context, then the input's per-call `settings`."""
         ctx = runtime.context if runtime is not None else None
-        if ctx is None:
-            return self.defaults
-        if isinstance(ctx, ScaleContext):
-            return ctx
-        if isinstance(ctx, SearchContext):
-            shared = {f.name: getattr(ctx, f.name) for f in fields(SearchContext)}
-            return replace(self.defaults, **shared)
-        msg = f"context must be a ScaleContext, got {type(ctx).__name__}"
-        raise ConfigError(msg)
+        per_call = (state or {}).get("user_settings") or {}
+        return overlay(self.defaults, ctx, per_call, strict=True)
 
-    def client(self, ctx: ScaleContext, mode: Mode) -> Policy:
+    def client(self, ctx: Any, mode: Mode) -> Policy:
         """The policy of System-1 or System-2 for this run."""
         bound = self.system1 if mode == "system1" else self.system2
         return resolve_system(ctx, mode, bound=bound, default=self.policy)
 
     # --- nodes -------------------------------------------------------------------------------
 
-    async def decompose(self, state: ScaleState, runtime: Runtime[ScaleContext]) -> dict[str, Any]:
+    async def decompose(self, state: ScaleState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Sample `outline_versions` outlines concurrently, choose one, end it with the question.
 
         Without any valid outline the whole problem becomes one System-2 sub-problem.
         """
-        ctx = self.context(runtime)
-        problem = (state.get("problem") or "").strip()
+        user = dict(state.get("settings") or {})
+        ctx = self.context(runtime, {"user_settings": user})
+        problem, reply = problem_from(state)
         if not problem:
-            raise ConfigError("problem must be a non-empty string")
+            raise ConfigError("no problem to solve: pass {'problem': '...'} or chat messages")
         conditions = (state.get("conditions") or "").strip() or problem
         question = (state.get("question") or "").strip() or problem
         policy = self.client(ctx, "system1")
@@ -185,6 +167,8 @@ class ScaleNodes:
         logger.debug("decompose: %d sub-problems via %s", len(subs), selection.method)
         return {
             "problem": problem,
+            "reply": reply,
+            "user_settings": user,
             "conditions": conditions,
             "question": question,
             "outlines": versions,
@@ -201,9 +185,7 @@ class ScaleNodes:
             "result": {},
         }
 
-    async def assess_difficulty(
-        self, state: ScaleState, runtime: Runtime[ScaleContext]
-    ) -> dict[str, Any]:
+    async def assess_difficulty(self, state: ScaleState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Score the current sub-problem (sequential) or all of them at once (upfront).
 
         Sequential (paper): the model sees earlier sub-problems with their answers. Upfront
@@ -211,7 +193,7 @@ class ScaleNodes:
         on the first visit. Already-scored sub-problems are skipped, so this node is a no-op
         after the upfront pass and for fallback sub-problems.
         """
-        ctx = self.context(runtime)
+        ctx = self.context(runtime, state)
         subs, current = state["subproblems"], state.get("current", 0)
         if ctx.difficulty_mode == "upfront":
             targets = [s["index"] for s in subs if s.get("difficulty") is None]
@@ -247,65 +229,50 @@ class ScaleNodes:
             "fallbacks": notes,
         }
 
-    async def route(self, state: ScaleState, runtime: Runtime[ScaleContext]) -> Mode:
-        """Conditional edge: `system1` or `system2` for the current sub-problem."""
-        ctx = self.context(runtime)
+    def route(self, state: ScaleState, runtime: Runtime[Any]) -> str:
+        """Conditional edge: `system1`, `system2` (one sample) or `search` (System-2 search)."""
+        ctx = self.context(runtime, state)
         sub = state["subproblems"][state.get("current", 0)]
-        forced = sub.get("forced_mode")
-        if forced:
-            return forced
-        difficulty = sub.get("difficulty")
-        return route_subproblem(FALLBACK_DIFFICULTY if difficulty is None else difficulty, ctx.tau)
-
-    async def solve_system1(
-        self, state: ScaleState, runtime: Runtime[ScaleContext]
-    ) -> dict[str, Any]:
-        """Solve the current sub-problem fast: one non-thinking sample."""
-        return await self._solve(state, self.context(runtime), "system1")
-
-    async def solve_system2(
-        self, state: ScaleState, runtime: Runtime[ScaleContext]
-    ) -> dict[str, Any]:
-        """Solve the current sub-problem slowly: one thinking sample, or `system2_strategy`."""
-        return await self._solve(state, self.context(runtime), "system2")
-
-    async def _solve(self, state: ScaleState, ctx: ScaleContext, mode: Mode) -> dict[str, Any]:
-        idx = state.get("current", 0)
-        sub = state["subproblems"][idx]
-        prompt = SOLVE_SUBPROBLEM_USER_TEMPLATE.format(
-            conditions=state.get("conditions") or state["problem"],
-            context="\n".join(state.get("context", [])) or NO_CONTEXT,
-            subproblem=sub["text"],
-        )
-        policy = self.client(ctx, mode)
+        mode = sub.get("forced_mode")
+        if not mode:
+            difficulty = sub.get("difficulty")
+            score = FALLBACK_DIFFICULTY if difficulty is None else difficulty
+            mode = route_subproblem(score, ctx.tau)
         if mode == "system2" and ctx.system2_strategy != "single":
-            done = await self._search(ctx, policy, prompt)
-        else:
-            done = await self._single(ctx, mode, policy, prompt, idx)
-        answer: str | None = done.answer
-        notes: list[str] = []
-        if answer is None:
-            answer, notes = subproblem_answer(
-                idx, done.solution, reasoning=done.reasoning, finish_reason=done.finish_reason
-            )
-        ledger = done.ledger
-        update = SubProblem(
-            index=idx,
-            mode=mode,
-            solver=done.solver,
-            solution=done.solution,
-            answer=answer,
-            finish_reason=done.finish_reason,
-            tokens=int(ledger.get("completion_tokens", 0)),
-            calls=int(ledger.get("policy_requests", 0)),
-            ledger=ledger,
-            search=done.search,
-        )
-        return {"subproblems": [update], "ledger": ledger, "fallbacks": notes}
+            return "search"
+        return mode
 
-    async def _single(
-        self, ctx: ScaleContext, mode: Mode, policy: Policy, prompt: str, idx: int
-    ) -> _Solved:
+    async def prepare_search(self, state: ScaleState, runtime: Runtime[Any]) -> dict[str, Any]:
+        """Hand the current sub-problem to the System-2 search subgraph."""
+        ctx = self.context(runtime, state)
+        idx = state.get("current", 0)
+        return {"subproblem": _prompt(state, idx), "settings": search_settings(ctx, idx)}
+
+    async def collect_search(self, state: ScaleState, runtime: Runtime[Any]) -> dict[str, Any]:
+        """Record the search's winner as the sub-problem's solution (its spend is booked)."""
+        ctx = self.context(runtime, state)
+        idx = state.get("current", 0)
+        result = dict(state.get("result") or {})
+        solution, finish, ledger, answer = searched(result)
+        done = _Solved(solution, None, finish, ledger, ctx.system2_strategy, result, answer)
+        update = _record(idx, "system2", done)
+        return {"subproblems": [update], "fallbacks": update.pop("notes")}
+
+    async def solve_system1(self, state: ScaleState, runtime: Runtime[Any]) -> dict[str, Any]:
+        """Solve the current sub-problem fast: one non-thinking sample."""
+        return await self._solve(state, self.context(runtime, state), "system1")
+
+    async def solve_system2(self, state: ScaleState, runtime: Runtime[Any]) -> dict[str, Any]:
+        """Solve the current sub-problem slowly: one thinking sample, or `system2_strategy`."""
+        return await self._solve(state, self.context(runtime, state), "system2")
+
+    async def _solve(self, state: ScaleState, ctx: Any, mode: Mode) -> dict[str, Any]:
+        idx = state.get("current", 0)
+        done = await self._single(ctx, mode, self.client(ctx, mode), _prompt(state, idx), idx)
+        update = _record(idx, mode, done)
+        return {"subproblems": [update], "ledger": done.ledger, "fallbacks": update.pop("notes")}
+
+    async def _single(self, ctx: Any, mode: Mode, policy: Policy, prompt: str, idx: int) -> _Solved:
         """One sample; re-asked (at most `SOLVE_RETRIES` times) only if it came back empty."""
         messages: list[ChatMessage] = [
             {"role": "system", "content": SOLVE_SUBPROBLEM_SYSTEM_PROMPT},
@@ -323,19 +290,7 @@ class ScaleNodes:
         assert sample is not None
         return _Solved(sample.text, sample.reasoning, sample.finish_reason, spent, "single")
 
-    async def _search(self, ctx: ScaleContext, policy: Policy, prompt: str) -> _Solved:
-        out = await self.searcher.solve(ctx, policy, prompt)
-        return _Solved(
-            out.solution,
-            None,
-            out.finish_reason,
-            out.ledger,
-            ctx.system2_strategy,
-            out.result,
-            out.answer,
-        )
-
-    async def propagate(self, state: ScaleState, runtime: Runtime[ScaleContext]) -> dict[str, Any]:
+    async def propagate(self, state: ScaleState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Add the solved sub-problem and its answer to the work the next ones see; stream it."""
         idx = state.get("current", 0)
         sub = state["subproblems"][idx]
@@ -354,15 +309,15 @@ class ScaleNodes:
         )
         return {"context": [*state.get("context", []), item], "current": idx + 1}
 
-    async def next_step(self, state: ScaleState) -> Literal["assess_difficulty", "finalize"]:
+    def next_step(self, state: ScaleState) -> Literal["assess_difficulty", "finalize"]:
         """Conditional edge after `propagate`: the next sub-problem, or the end."""
         if state.get("current", 0) < len(state["subproblems"]):
             return "assess_difficulty"
         return "finalize"
 
-    async def finalize(self, state: ScaleState, runtime: Runtime[ScaleContext]) -> dict[str, Any]:
+    async def finalize(self, state: ScaleState, runtime: Runtime[Any]) -> dict[str, Any]:
         """The answer of the last sub-problem, and the run's report."""
-        ctx = self.context(runtime)
+        ctx = self.context(runtime, state)
         subs = state["subproblems"]
         answer = subs[-1].get("answer") if subs else None
         notes: list[str] = []
@@ -378,15 +333,51 @@ class ScaleNodes:
                 notes.append("final: no sub-problem gave an answer; the answer is None")
         wall = time.time() - state.get("started_at", time.time())
         result = build_report(ctx, state, answer, [*state.get("fallbacks", []), *notes])
-        return {
+        out: dict[str, Any] = {
             "answer": answer,
             "result": result,
             "fallbacks": notes,
             "ledger": Ledger(wall_s=wall),
         }
+        if state.get("reply"):
+            out["messages"] = [answer_message(answer, result)]
+        return out
 
 
 # --- pure helpers -----------------------------------------------------------------------------
+
+
+def _prompt(state: ScaleState, idx: int) -> str:
+    """The solver's prompt for sub-problem `idx`: conditions, work so far, the sub-problem."""
+    return SOLVE_SUBPROBLEM_USER_TEMPLATE.format(
+        conditions=state.get("conditions") or state["problem"],
+        context="\n".join(state.get("context", [])) or NO_CONTEXT,
+        subproblem=state["subproblems"][idx]["text"],
+    )
+
+
+def _record(idx: int, mode: Mode, done: _Solved) -> dict[str, Any]:
+    """The sub-problem's update (with `notes`: fallbacks of answer extraction, to pop)."""
+    answer: str | None = done.answer
+    notes: list[str] = []
+    if answer is None:
+        answer, notes = subproblem_answer(
+            idx, done.solution, reasoning=done.reasoning, finish_reason=done.finish_reason
+        )
+    ledger = done.ledger
+    return {
+        "index": idx,
+        "mode": mode,
+        "solver": done.solver,
+        "solution": done.solution,
+        "answer": answer,
+        "finish_reason": done.finish_reason,
+        "tokens": int(ledger.get("completion_tokens", 0)),
+        "calls": int(ledger.get("policy_requests", 0)),
+        "ledger": ledger,
+        "search": done.search,
+        "notes": notes,
+    }
 
 
 def _subproblem(
@@ -411,14 +402,3 @@ def _subproblem(
     if source is not None:
         record["difficulty_source"] = source  # type: ignore[typeddict-item]
     return record
-
-
-_default_nodes = ScaleNodes()
-decompose = _default_nodes.decompose
-assess_difficulty = _default_nodes.assess_difficulty
-route = _default_nodes.route
-solve_system1 = _default_nodes.solve_system1
-solve_system2 = _default_nodes.solve_system2
-propagate = _default_nodes.propagate
-next_step = _default_nodes.next_step
-finalize = _default_nodes.finalize

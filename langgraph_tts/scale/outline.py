@@ -13,9 +13,9 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..clients.types import ChatMessage, Policy
-from ..context import ScaleContext
 from ..ledger import Ledger, merge_ledgers
 from ..prompts import (
     DECOMPOSE_SYSTEM_PROMPT,
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 async def sample_outline(
-    policy: Policy, ctx: ScaleContext, problem: str, version: int
+    policy: Policy, ctx: Any, problem: str, version: int
 ) -> tuple[OutlineVersion, Ledger]:
     """One outline version, re-asked until it parses or the retries run out."""
     messages: list[ChatMessage] = [
@@ -58,7 +58,7 @@ async def sample_outline(
 
 
 async def sample_outlines(
-    policy: Policy, ctx: ScaleContext, problem: str
+    policy: Policy, ctx: Any, problem: str
 ) -> tuple[list[OutlineVersion], Ledger]:
     """`outline_versions` versions, sampled concurrently (the client's semaphore bounds them)."""
     results = await asyncio.gather(
@@ -102,7 +102,7 @@ def _selection_prompt(problem: str, valid: list[OutlineVersion]) -> str:
 
 
 async def select_outline(
-    policy: Policy, ctx: ScaleContext, problem: str, versions: list[OutlineVersion]
+    policy: Policy, ctx: Any, problem: str, versions: list[OutlineVersion]
 ) -> Selection:
     """Choose one valid version with `outline_selection`; the model's choice falls back to the
     vote after `format_retries` unusable replies."""

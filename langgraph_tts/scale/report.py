@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..answers import extract_answer
-from ..context import ScaleContext
 from ..ledger import Ledger, merge_ledgers
 from .state import ScaleState
 
@@ -76,7 +75,7 @@ def _subproblem_entry(sub: Any) -> dict[str, Any]:
 
 
 def build_report(
-    ctx: ScaleContext, state: ScaleState, answer: str | None, fallbacks: list[str]
+    ctx: Any, state: ScaleState, answer: str | None, fallbacks: list[str]
 ) -> dict[str, Any]:
     """The `result` of a run: settings in force, the outline, each sub-problem, spend by mode."""
     subs = state["subproblems"]

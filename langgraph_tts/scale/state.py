@@ -9,7 +9,11 @@ ledger, which `finalize` sums into System-1 and System-2 totals.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
 
 from ..ledger import Ledger, merge_ledgers
 
@@ -104,7 +108,12 @@ class ScaleInput(TypedDict):
     have them. Otherwise both default to the whole problem.
     """
 
-    problem: str
+    problem: NotRequired[str]
+    """The problem (with no `problem`, the last human message of `messages`)."""
+    messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
+    """A chat; the answer is appended as an `AIMessage` when the problem came from it."""
+    settings: NotRequired[dict[str, Any]]
+    """Per-call settings above the run's context (how a parent configures this subgraph)."""
     conditions: NotRequired[str]
     """The given information, shown to every solver (default: the problem)."""
     question: NotRequired[str]
@@ -114,16 +123,23 @@ class ScaleInput(TypedDict):
 class ScaleOutput(TypedDict, total=False):
     """What a run returns."""
 
-    problem: str
     answer: str | None
     result: dict[str, Any]
     ledger: Ledger
+    messages: Annotated[list[AnyMessage], add_messages]
 
 
 class ScaleState(TypedDict, total=False):
     """State of one SCALE run (one problem)."""
 
     problem: str
+    messages: Annotated[list[AnyMessage], add_messages]
+    settings: dict[str, Any]
+    """In the input: per-call settings. While a System-2 search runs: the search's settings."""
+    user_settings: dict[str, Any]
+    reply: bool
+    subproblem: str
+    """The prompt of the sub-problem a System-2 search is solving (the search's input)."""
     conditions: str
     question: str
     outlines: list[OutlineVersion]

@@ -9,25 +9,20 @@ then the context's `base_url`/`model`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import fields, replace
 from typing import Any
 
-from ..clients.types import ChatMessage, Generation, Policy, SamplingParams
-from ..context import STEP_STRATEGIES, ScaleContext, SearchContext
+from ..clients.types import Generation, Policy, SamplingParams
 from ..ledger import Ledger, add_flops
 from ..resources import chat_policy
 from .state import Mode
 
 __all__ = [
     "AUX_MAX_TOKENS",
-    "ThinkingPolicy",
     "aux_max_tokens",
     "derive_seed",
+    "params_b",
     "policy_delta",
     "resolve_system",
-    "search_context",
-    "search_thinking",
     "system_params",
 ]
 
@@ -38,7 +33,7 @@ AUX_MAX_TOKENS = 64
 
 
 def resolve_system(
-    ctx: ScaleContext,
+    ctx: Any,
     mode: Mode,
     *,
     bound: Policy | None,
@@ -59,7 +54,7 @@ def _thinking_kwargs(thinking: bool | None) -> dict[str, Any] | None:
 
 
 def system_params(
-    ctx: ScaleContext,
+    ctx: Any,
     mode: Mode,
     *,
     seed: int | None = None,
@@ -85,12 +80,12 @@ def system_params(
     )
 
 
-def aux_max_tokens(ctx: ScaleContext) -> int:
+def aux_max_tokens(ctx: Any) -> int:
     """Cap of short System-1 replies: 64 tokens, or the full cap if System-1 is set to think."""
     return ctx.system1_max_tokens if ctx.system1_thinking else AUX_MAX_TOKENS
 
 
-def derive_seed(ctx: ScaleContext, *parts: int) -> int | None:
+def derive_seed(ctx: Any, *parts: int) -> int | None:
     """A distinct, reproducible seed per request when the run has a seed; else None."""
     if ctx.seed is None:
         return None
@@ -100,13 +95,13 @@ def derive_seed(ctx: ScaleContext, *parts: int) -> int | None:
     return value
 
 
-def params_b(ctx: ScaleContext, mode: str = "system1") -> float | None:
+def params_b(ctx: Any, mode: str = "system1") -> float | None:
     """Parameter count for FLOPs of a System-1 (also decompose and difficulty) or System-2 call."""
     own = ctx.system2_params_b if mode == "system2" else ctx.system1_params_b
     return own if own is not None else ctx.policy_params_b
 
 
-def policy_delta(ctx: ScaleContext, gen: Generation, mode: str = "system1") -> Ledger:
+def policy_delta(ctx: Any, gen: Generation, mode: str = "system1") -> Ledger:
     """Ledger delta of one policy call, from the usage the server reported."""
     usage = gen.usage
     delta = Ledger(
@@ -116,67 +111,3 @@ def policy_delta(ctx: ScaleContext, gen: Generation, mode: str = "system1") -> L
         completion_tokens=usage.completion_tokens,
     )
     return add_flops(delta, params_b(ctx, mode), usage.prompt_tokens + usage.completion_tokens)
-
-
-def search_context(ctx: ScaleContext) -> SearchContext:
-    """The search settings of a System-2 sub-problem: the run's search settings, with
-    strategy/budget from `system2_strategy`/`system2_budget` and System-2's model and sampling.
-    """
-    shared = {f.name: getattr(ctx, f.name) for f in fields(SearchContext)}
-    shared.update(
-        strategy=ctx.system2_strategy,
-        budget=ctx.system2_budget,
-        base_url=ctx.system2_base_url or ctx.base_url,
-        model=ctx.system2_model or ctx.model,
-        temperature=ctx.system2_temperature,
-        top_p=ctx.system2_top_p,
-        top_k=ctx.system2_top_k,
-        max_total_tokens=ctx.system2_max_tokens,
-        max_step_tokens=min(ctx.max_step_tokens, ctx.system2_max_tokens),
-        policy_params_b=params_b(ctx, "system2"),
-    )
-    return SearchContext(**shared)
-
-
-def search_thinking(ctx: ScaleContext) -> bool | None:
-    """`enable_thinking` for a System-2 search.
-
-    Whole-solution strategies think like single System-2 calls. Step-level strategies
-    (beam, DVTS, REBASE, DORA) cut the answer at blank lines and continue it, which a
-    reasoning parser cannot do inside a thinking block, so thinking is turned off for them.
-    """
-    if ctx.system2_strategy in STEP_STRATEGIES and ctx.system2_thinking:
-        return False
-    return ctx.system2_thinking
-
-
-class ThinkingPolicy:
-    """Wraps a policy so every request carries System-2's `chat_template_kwargs`.
-
-    The search graph samples with its own `SamplingParams`, which know nothing of thinking
-    modes; this adds `enable_thinking` to requests that do not set it themselves.
-    """
-
-    def __init__(self, policy: Policy, thinking: bool | None) -> None:
-        self.inner = policy
-        self.model = policy.model
-        self.thinking = thinking
-
-    def __repr__(self) -> str:
-        return f"ThinkingPolicy({self.inner!r}, thinking={self.thinking})"
-
-    async def generate(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        n: int = 1,
-        params: SamplingParams | None = None,
-        continue_final_message: bool = False,
-    ) -> Generation:
-        """Forward to the wrapped policy with `enable_thinking` added."""
-        params = params or SamplingParams()
-        if params.chat_template_kwargs is None and self.thinking is not None:
-            params = replace(params, chat_template_kwargs={"enable_thinking": self.thinking})
-        return await self.inner.generate(
-            messages, n=n, params=params, continue_final_message=continue_final_message
-        )

@@ -5,36 +5,27 @@ START -> init -> expand -> check_done -> score ----> allocate -> (expand | vote)
                                      \\-> embed ---/
 ```
 `score` and `embed` run in the same super-step, so an iteration costs about one policy, one
-PRM and one embedding round trip.
+PRM and one embedding round trip. Every node has an async function and a sync twin, so
+`invoke`/`stream` work as well as `ainvoke`/`astream`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from .._factory import RECURSION_LIMIT, bind_settings, compile_graph
+from .._sync import node
 from ..clients.types import Embedder, Policy, RewardModel
-from ..context import SEARCH_STRATEGIES, SearchContext
-from ..errors import ConfigError
+from ..context import search_context_model
 from ..grading import Grader
 from ..state import SearchInput, SearchOutput, SearchState
 from .nodes import SearchNodes
 
 __all__ = ["RECURSION_LIMIT", "build_search_graph", "create_search_graph"]
-
-RECURSION_LIMIT = 10_000
-"""Set explicitly: 40 iterations need ~170 super-steps, more than langchain-core's default 25."""
-
-
-def _defaults(strategy: str | None, settings: dict[str, Any]) -> SearchContext:
-    if strategy is not None:
-        if strategy not in SEARCH_STRATEGIES:
-            known = ", ".join(SEARCH_STRATEGIES)
-            raise ConfigError(f"unknown strategy {strategy!r}; known: {known}")
-        settings = {**settings, "strategy": strategy}
-    return SearchContext(**settings)
 
 
 def build_search_graph(
@@ -49,37 +40,34 @@ def build_search_graph(
     """Build (not compile) the search graph, for users who add nodes or compile themselves.
 
     Args:
-        strategy: default strategy when a run passes no context (see `SearchContext`).
-        policy: policy client; default: `ChatPolicy` on the context's `base_url`.
-        prm: reward model; default: `PoolingPRM` on `prm_url`, else the policy as a
+        strategy: The strategy runs use unless their context or input sets another (default:
+            dora). Any strategy of kind `sample` or `search` in the registry.
+        policy: Policy client; default: `ChatPolicy` on the settings' `base_url`.
+        prm: Reward model; default: `PoolingPRM` on `prm_url`, else the policy as a
             generative verifier.
-        embedder: embedder for DORA; default from `embed_url` / the `embedder` setting.
-        grader: answer-equivalence grader used by the vote.
-        **settings: any other `SearchContext` field, as defaults for runs without a context.
+        embedder: Embedder for DORA; default from `embed_url` / the `embedder` setting.
+        grader: Answer-equivalence grader used by the vote.
+        **settings: Any field of the graph's context schema (`budget`, `beam_width`, ...).
 
     Returns:
-        A `StateGraph` with `context_schema=SearchContext`.
+        A `StateGraph` whose context schema lists every setting with its default.
+
+    Raises:
+        ConfigError: an unknown setting (naming the closest valid one) or an invalid value.
     """
+    model = search_context_model()
     nodes = SearchNodes(
         policy=policy,
         reward=prm,
         embedder=embedder,
         grader=grader,
-        defaults=_defaults(strategy, settings),
+        defaults=bind_settings(model, strategy, settings),
     )
     builder = StateGraph(
-        SearchState,
-        context_schema=SearchContext,
-        input_schema=SearchInput,
-        output_schema=SearchOutput,
+        SearchState, context_schema=model, input_schema=SearchInput, output_schema=SearchOutput
     )
-    builder.add_node("init", nodes.init)
-    builder.add_node("expand", nodes.expand)
-    builder.add_node("check_done", nodes.check_done)
-    builder.add_node("score", nodes.score)
-    builder.add_node("embed", nodes.embed)
-    builder.add_node("allocate", nodes.allocate)
-    builder.add_node("vote", nodes.vote)
+    for name in ("init", "expand", "check_done", "score", "embed", "allocate", "vote"):
+        builder.add_node(name, node(getattr(nodes, name), name))
     builder.add_edge(START, "init")
     builder.add_edge("init", "expand")
     builder.add_edge("expand", "check_done")
@@ -97,39 +85,49 @@ def _after_allocate(state: SearchState) -> str:
 
 def create_search_graph(
     strategy: str | None = "dora",
+    *,
     policy: Policy | None = None,
     prm: RewardModel | None = None,
     embedder: Embedder | None = None,
-    *,
+    grader: Grader | None = None,
     checkpointer: Any = None,
     store: Any = None,
+    interrupt_before: Sequence[str] | None = None,
+    interrupt_after: Sequence[str] | None = None,
     name: str = "search",
-    grader: Grader | None = None,
+    debug: bool = False,
     **settings: Any,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Compile the search graph.
+    """Compile the search graph (see `build_search_graph` for the arguments).
 
     Example:
         ```python
-        from langgraph_tts import create_search_graph
-        from langgraph_tts.clients import ChatPolicy, PoolingPRM, OpenAIEmbedder
+        from langgraph_tts import ChatPolicy, OpenAIEmbedder, PoolingPRM, create_search_graph
 
         graph = create_search_graph(
             "dora",
-            ChatPolicy("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-1.5B-Instruct"),
-            PoolingPRM("http://127.0.0.1:8001", "Qwen/Qwen2.5-Math-PRM-7B"),
-            OpenAIEmbedder("http://127.0.0.1:8002/v1", "BAAI/bge-m3"),
+            policy=ChatPolicy("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-1.5B-Instruct"),
+            prm=PoolingPRM("http://127.0.0.1:8001", "Qwen/Qwen2.5-Math-PRM-7B"),
+            embedder=OpenAIEmbedder("http://127.0.0.1:8002/v1", "BAAI/bge-m3"),
             budget=16,
         )
-        out = await graph.ainvoke({"problem": "What is 2+3?"})
+        out = graph.invoke({"problem": "What is 2+3?"})
         out["answer"], out["ledger"]
         ```
 
-    A run may still pass `context=SearchContext(...)`; it then replaces the defaults given here
-    (the clients bound here are kept).
+    A run's context changes only the fields it sets (`context={"budget": 8}` keeps the
+    strategy bound here); `checkpointer`, `store`, `interrupt_before`, `interrupt_after`,
+    `name` and `debug` go to LangGraph's `compile`.
     """
     builder = build_search_graph(
         strategy, policy=policy, prm=prm, embedder=embedder, grader=grader, **settings
     )
-    graph = builder.compile(checkpointer=checkpointer, store=store, name=name)
-    return graph.with_config(recursion_limit=RECURSION_LIMIT)
+    return compile_graph(
+        builder,
+        checkpointer=checkpointer,
+        store=store,
+        interrupt_before=interrupt_before,
+        interrupt_after=interrupt_after,
+        name=name,
+        debug=debug,
+    )

@@ -12,36 +12,59 @@ import asyncio
 import time
 from typing import Any, Literal
 
+from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
-from .. import allocation
 from ..answers import extract_answer, split_steps, vote
-from ..clients.prm import aggregate
 from ..clients.types import ChatMessage, Embedder, Policy, RewardModel, SamplingParams
-from ..context import STEP_STRATEGIES, SearchContext
 from ..errors import ConfigError
 from ..grading import Grader, default_grader
 from ..ledger import Ledger, add_flops, empty_ledger, merge_ledgers
 from ..prompts import POLICY_SYSTEM_PROMPT, STEP_DELIMITER
 from ..resources import Clients, resolve_clients
+from ..scores import aggregate
+from ..settings import overlay
 from ..state import SearchState, TreeNode, count_by_id, path_text
+from ..strategies import Frontier, Strategy, get_strategy
 
-__all__ = ["KEPT_FINISHES", "WHOLE_SOLUTION_STRATEGIES", "SearchNodes", "rollout_budget"]
+__all__ = ["KEPT_FINISHES", "SearchNodes", "problem_from", "rollout_budget"]
 
-WHOLE_SOLUTION_STRATEGIES = ("cot", "self_consistency", "best_of_n")
 KEPT_FINISHES = frozenset({"eos", "length", "empty", "token_cap"})
 """Finish reasons whose solutions join the vote (`discarded` and `budget` do not)."""
 
-_RULES = {"beam": "beam", "dvts": "dvts", "rebase": "rebase", "dora": "dora"}
+
+def rollout_budget(ctx: Any) -> int:
+    """N: rollouts of the first iteration and voters of the answer (one for chain-of-thought)."""
+    return get_strategy(ctx.strategy).rollouts(ctx)
 
 
-def rollout_budget(ctx: SearchContext) -> int:
-    """N: rollouts per iteration (one sample for chain-of-thought)."""
-    return 1 if ctx.strategy == "cot" else ctx.budget
+def problem_from(state: Any) -> tuple[str, bool]:
+    """The text to search and whether it came from `messages` (then the answer goes back).
+
+    `subproblem` (a parent searching part of its problem) wins over `problem`, which wins over
+    the last human message.
+    """
+    for key in ("subproblem", "problem"):
+        text = (state.get(key) or "").strip()
+        if text:
+            return text, False
+    for message in reversed(state.get("messages") or []):
+        if getattr(message, "type", None) == "human":
+            return _message_text(message).strip(), True
+    return "", False
 
 
-def _policy_delta(ctx: SearchContext, samples: int, usage: Any) -> Ledger:
+def _message_text(message: AnyMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(
+        part.get("text", "") if isinstance(part, dict) else str(part) for part in content
+    )
+
+
+def _policy_delta(ctx: Any, samples: int, usage: Any) -> Ledger:
     delta = Ledger(
         policy_requests=usage.requests,
         samples=samples,
@@ -51,8 +74,36 @@ def _policy_delta(ctx: SearchContext, samples: int, usage: Any) -> Ledger:
     return add_flops(delta, ctx.policy_params_b, usage.prompt_tokens + usage.completion_tokens)
 
 
+def _root(rollouts: int) -> TreeNode:
+    return TreeNode(
+        id=0,
+        parent=None,
+        depth=0,
+        iteration=-1,
+        text="",
+        tokens=0,
+        total_tokens=0,
+        finish=None,
+        score=None,
+        step_scores=None,
+        gamma=None,
+        weight=None,
+        rollouts=rollouts,
+        group=0,
+        answer=None,
+        outcome="step",
+    )
+
+
 class SearchNodes:
-    """The search graph's nodes, bound to optional clients and default settings."""
+    """The search graph's nodes, bound to optional clients and the graph's settings.
+
+    Args:
+        policy, reward, embedder: Clients; those not given are resolved from each run's
+            settings (`base_url`, `prm_url`, `embed_url`).
+        grader: Answer-equivalence grader of the vote.
+        defaults: The graph's bound settings (an instance of its context schema).
+    """
 
     def __init__(
         self,
@@ -61,72 +112,60 @@ class SearchNodes:
         reward: RewardModel | None = None,
         embedder: Embedder | None = None,
         grader: Grader | None = None,
-        defaults: SearchContext | None = None,
+        defaults: Any = None,
     ) -> None:
+        from ..context import SearchContext
+
         self.policy = policy
         self.reward = reward
         self.embedder = embedder
         self.grader = grader
-        self.defaults = defaults or SearchContext()
+        self.defaults = defaults if defaults is not None else SearchContext()
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def context(self, runtime: Runtime[SearchContext] | None) -> SearchContext:
-        """The run's context, or the graph's defaults when the caller passed none."""
+    def context(self, runtime: Runtime[Any] | None, state: Any = None) -> Any:
+        """The run's settings: bound ones, then the run's context, then the state's `settings`."""
         ctx = runtime.context if runtime is not None else None
-        return ctx if ctx is not None else self.defaults
+        per_call = (state or {}).get("settings")
+        return overlay(self.defaults, ctx, per_call or {}, strict=True)
 
-    def clients(self, ctx: SearchContext) -> Clients:
+    def clients(self, ctx: Any) -> Clients:
         return resolve_clients(
             ctx,
             policy=self.policy,
             reward=self.reward,
             embedder=self.embedder,
-            need_embedder=ctx.strategy == "dora",
+            need_embedder=get_strategy(ctx.strategy).needs_embeddings,
         )
 
-    def _last_iteration(self, ctx: SearchContext, iteration: int) -> bool:
-        return ctx.strategy in WHOLE_SOLUTION_STRATEGIES or iteration >= ctx.max_iterations - 1
+    def _last_iteration(self, spec: Strategy, ctx: Any, iteration: int) -> bool:
+        return spec.kind == "sample" or iteration >= ctx.max_iterations - 1
 
     # --- nodes -------------------------------------------------------------------------------
 
-    async def init(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
+    async def init(self, state: SearchState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Check the input and plant the root: N copies of the empty solution."""
-        ctx = self.context(runtime)
-        problem = (state.get("problem") or "").strip()
-        if not problem:
-            raise ConfigError("problem must be a non-empty string")
-        if ctx.strategy not in WHOLE_SOLUTION_STRATEGIES and ctx.strategy not in STEP_STRATEGIES:
-            msg = f"strategy {ctx.strategy!r} is not a search strategy (use the SCALE graph)"
-            raise ConfigError(msg)
-        if ctx.rounding == "sequential_ceil" and ctx.strategy not in ("rebase",):
+        ctx = self.context(runtime, state)
+        question, reply = problem_from(state)
+        if not question:
             msg = (
-                "rounding='sequential_ceil' is original REBASE's rule; use it with strategy rebase"
+                "no problem to solve: pass {'problem': '...'} or chat messages ending with a "
+                "human message"
             )
             raise ConfigError(msg)
-        root = TreeNode(
-            id=0,
-            parent=None,
-            depth=0,
-            iteration=-1,
-            text="",
-            tokens=0,
-            total_tokens=0,
-            finish=None,
-            score=None,
-            step_scores=None,
-            gamma=None,
-            weight=None,
-            rollouts=rollout_budget(ctx),
-            group=0,
-            answer=None,
-            outcome="step",
-        )
+        spec = get_strategy(ctx.strategy)
+        if spec.kind == "graph":
+            msg = f"strategy {ctx.strategy!r} is not a search strategy (use its own graph)"
+            raise ConfigError(msg)
+        spec.validate(ctx)
+        n = spec.rollouts(ctx)
         return {
-            "problem": problem,
-            "nodes": Overwrite([root]),
+            "question": question,
+            "reply": reply,
+            "nodes": Overwrite([_root(n)]),
             "completed": Overwrite([]),
-            "frontier": [0] * rollout_budget(ctx),
+            "frontier": [0] * n,
             "new": [],
             "iteration": 0,
             "done": False,
@@ -139,15 +178,17 @@ class SearchNodes:
             "result": {},
         }
 
-    async def expand(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
+    async def expand(self, state: SearchState, runtime: Runtime[Any]) -> dict[str, Any]:
         """One step (or the rest of the solution) for every frontier entry.
 
         Copies of one prefix are drawn with ONE request and `n` = number of copies.
         """
-        ctx = self.context(runtime)
+        ctx = self.context(runtime, state)
+        spec = get_strategy(ctx.strategy)
         policy = self.clients(ctx).policy
         nodes, it = state["nodes"], state["iteration"]
-        last = self._last_iteration(ctx, it)
+        last = self._last_iteration(spec, ctx, it)
+        thinking = None if ctx.thinking is None else {"enable_thinking": ctx.thinking}
         counts = _apply_sample_cap(count_by_id(state["frontier"]), ctx, state.get("ledger", {}))
         token_room = _token_room(ctx, state.get("ledger", {}))
         # the hard token cap is shared by every sample of this iteration
@@ -164,7 +205,7 @@ class SearchNodes:
             prefix = path_text(nodes, nid)
             messages: list[ChatMessage] = [
                 {"role": "system", "content": POLICY_SYSTEM_PROMPT},
-                {"role": "user", "content": state["problem"]},
+                {"role": "user", "content": state["question"]},
             ]
             if prefix:
                 messages.append({"role": "assistant", "content": prefix})
@@ -175,6 +216,7 @@ class SearchNodes:
                 seed=None if ctx.seed is None else ctx.seed + 7919 * it + nid,
                 max_tokens=max_tokens,
                 stop=None if last else (STEP_DELIMITER,),
+                chat_template_kwargs=thinking,
             )
             jobs.append(
                 policy.generate(
@@ -191,7 +233,7 @@ class SearchNodes:
             for j, sample in enumerate(gen.samples):
                 group = parent["group"]
                 if nid == 0:
-                    group = j // ctx.beam_width if ctx.strategy == "dvts" else j
+                    group = spec.root_group(j, ctx)
                 outcome: Literal["step", "eos", "length"] = (
                     "eos" if sample.ended_solution else "length" if sample.truncated else "step"
                 )
@@ -219,13 +261,12 @@ class SearchNodes:
             delta = merge_ledgers(delta, _policy_delta(ctx, len(gen.samples), gen.usage))
         return {"nodes": new_nodes, "new": [n["id"] for n in new_nodes], "ledger": delta}
 
-    async def check_done(
-        self, state: SearchState, runtime: Runtime[SearchContext]
-    ) -> dict[str, Any]:
+    async def check_done(self, state: SearchState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Mark finished candidates and decide whether the search stops after this iteration."""
-        ctx = self.context(runtime)
+        ctx = self.context(runtime, state)
+        spec = get_strategy(ctx.strategy)
         nodes, it = state["nodes"], state["iteration"]
-        last = self._last_iteration(ctx, it)
+        last = self._last_iteration(spec, ctx, it)
         updates: list[TreeNode] = []
         completed: list[int] = []
         active = 0
@@ -241,10 +282,10 @@ class SearchNodes:
                 completed.append(nid)
             updates.append(update)  # type: ignore[arg-type]
         n_done = len(state.get("completed", [])) + len(completed)
-        budget = rollout_budget(ctx)
+        budget = spec.rollouts(ctx)
         stop = ""
         if last:
-            stop = "final_iteration" if ctx.strategy in STEP_STRATEGIES else "sampled"
+            stop = "final_iteration" if spec.kind == "search" else "sampled"
         elif ctx.stop_at_budget and n_done >= budget:
             stop = "budget_reached"
         elif active == 0:
@@ -255,13 +296,13 @@ class SearchNodes:
             stop = "hard_cap"
         return {"nodes": updates, "completed": completed, "done": bool(stop), "stop_reason": stop}
 
-    async def score(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
+    async def score(self, state: SearchState, runtime: Runtime[Any]) -> dict[str, Any]:
         """PRM rewards for the new candidates that still matter, in one batched call.
 
         Finished solutions are scored for the vote; active ones only if the search goes on.
         """
-        ctx = self.context(runtime)
-        if ctx.strategy in ("cot", "self_consistency"):
+        ctx = self.context(runtime, state)
+        if not get_strategy(ctx.strategy).needs_prm:
             return {"verifier": "none"}
         nodes = state["nodes"]
         ids, steps = [], []
@@ -276,7 +317,7 @@ class SearchNodes:
         if not ids:
             return {}
         clients = self.clients(ctx)
-        scores = await clients.reward.score(state["problem"], steps)
+        scores = await clients.reward.score(state["question"], steps)
         updates = [
             {"id": nid, "step_scores": list(s), "score": aggregate(s, ctx.aggregation)}
             for nid, s in zip(ids, scores.step_scores, strict=True)
@@ -292,10 +333,10 @@ class SearchNodes:
             add_flops(delta, ctx.policy_params_b, usage.total_tokens)
         return {"nodes": updates, "ledger": delta, "verifier": clients.verifier}
 
-    async def embed(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
+    async def embed(self, state: SearchState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Embeddings of the active candidates' partial solutions (DORA only), one request."""
-        ctx = self.context(runtime)
-        if ctx.strategy != "dora" or state["done"]:
+        ctx = self.context(runtime, state)
+        if not get_strategy(ctx.strategy).needs_embeddings or state["done"]:
             return {}
         nodes = state["nodes"]
         active = [nid for nid in state["new"] if nodes[nid]["finish"] is None]
@@ -310,9 +351,9 @@ class SearchNodes:
         vectors = {str(nid): list(v) for nid, v in zip(active, result.vectors, strict=True)}
         return {"embeddings": vectors, "ledger": delta}
 
-    async def allocate(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
+    async def allocate(self, state: SearchState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Turn scores (and embeddings) into next iteration's rollouts; stream the decision."""
-        ctx = self.context(runtime)
+        ctx = self.context(runtime, state)
         nodes, it = state["nodes"], state["iteration"]
         updates: list[dict[str, Any]] = []
         frontier: list[int] = []
@@ -342,13 +383,14 @@ class SearchNodes:
             out.update(done=True, stop_reason="no_rollouts_allocated")
         return out
 
-    async def vote(self, state: SearchState, runtime: Runtime[SearchContext]) -> dict[str, Any]:
+    async def vote(self, state: SearchState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Final answer from the first N finished solutions (PRM-weighted vote by default)."""
-        ctx = self.context(runtime)
+        ctx = self.context(runtime, state)
+        spec = get_strategy(ctx.strategy)
         nodes = state["nodes"]
-        final = state.get("completed", [])[: rollout_budget(ctx)]
+        final = state.get("completed", [])[: spec.rollouts(ctx)]
         answers = [nodes[i]["answer"] for i in final]
-        rule = ctx.vote_rule
+        rule = spec.vote_rule(ctx)
         scored = all(nodes[i]["score"] is not None for i in final)
         if rule != "majority" and not scored:
             rule = "majority"
@@ -373,14 +415,21 @@ class SearchNodes:
                 for g in result.groups
             ],
         }
-        wall = time.time() - state.get("started_at", time.time())
-        return {"answer": result.answer, "result": summary, "ledger": Ledger(wall_s=wall)}
+        if winner is not None:
+            summary["solution"] = path_text(nodes, winner)
+            summary["finish_reason"] = nodes[winner]["finish"]
+        wall = Ledger(wall_s=time.time() - state.get("started_at", time.time()))
+        summary["ledger"] = merge_ledgers(state.get("ledger") or {}, wall)
+        out: dict[str, Any] = {"answer": result.answer, "result": summary, "ledger": wall}
+        if state.get("reply"):
+            out["messages"] = [answer_message(result.answer, summary)]
+        return out
 
 
 # --- pure helpers -----------------------------------------------------------------------------
 
 
-def _finish_reason(node: TreeNode, ctx: SearchContext, last: bool) -> str | None:
+def _finish_reason(node: TreeNode, ctx: Any, last: bool) -> str | None:
     outcome = node["outcome"]
     if not node["text"].strip():
         return "empty"
@@ -401,7 +450,7 @@ def _finish_reason(node: TreeNode, ctx: SearchContext, last: bool) -> str | None
     return None
 
 
-def _apply_sample_cap(counts: dict[int, int], ctx: SearchContext, ledger: Ledger) -> dict[int, int]:
+def _apply_sample_cap(counts: dict[int, int], ctx: Any, ledger: Ledger) -> dict[int, int]:
     if ctx.max_samples is None:
         return counts
     room = ctx.max_samples - ledger.get("samples", 0)
@@ -415,13 +464,13 @@ def _apply_sample_cap(counts: dict[int, int], ctx: SearchContext, ledger: Ledger
     return out
 
 
-def _token_room(ctx: SearchContext, ledger: Ledger) -> int | None:
+def _token_room(ctx: Any, ledger: Ledger) -> int | None:
     if ctx.max_tokens_cap is None:
         return None
     return max(0, ctx.max_tokens_cap - ledger.get("completion_tokens", 0))
 
 
-def _caps_exhausted(ctx: SearchContext, ledger: Ledger) -> bool:
+def _caps_exhausted(ctx: Any, ledger: Ledger) -> bool:
     if ctx.max_samples is not None and ledger.get("samples", 0) >= ctx.max_samples:
         return True
     room = _token_room(ctx, ledger)
@@ -429,44 +478,24 @@ def _caps_exhausted(ctx: SearchContext, ledger: Ledger) -> bool:
 
 
 def _allocate(
-    ctx: SearchContext,
+    ctx: Any,
     nodes: list[TreeNode],
     new: list[int],
     active: list[int],
     embeddings: dict[str, list[float]],
 ) -> list[tuple[int, int, float | None, float | None]]:
     """Run the strategy's allocation rule: (node id, rollouts, weight, γ) per candidate."""
-    if not active:
+    spec = get_strategy(ctx.strategy)
+    ids = spec.candidates(nodes, new, active) if active else []
+    if not ids:
         return []
-    budget = rollout_budget(ctx)
-    rule = _RULES[ctx.strategy]
-    scores = [float(nodes[n]["score"] or 0.0) for n in active]
-    params: dict[str, Any] = {}
-    ids = active
-    if rule == "beam":
-        params["beam_width"] = ctx.beam_width
-    elif rule == "dvts":
-        ids = _live_dvts_candidates(nodes, new, active)
-        if not ids:
-            return []
-        scores = [float(nodes[n]["score"] or 0.0) for n in ids]
-        groups = [nodes[n]["group"] for n in ids]
-        params.update(groups=groups, beam_width=ctx.beam_width)
-        budget = ctx.beam_width * len(set(groups))
-    elif rule == "rebase":
-        params.update(temperature=ctx.rebase_temperature, rounding=ctx.rounding)
-    elif rule == "dora":
-        params.update(
-            temperature=ctx.rebase_temperature,
-            similarity_temperature=ctx.similarity_temperature,
-            prefilter=ctx.dora_prefilter,
-            rounding=ctx.rounding,
-        )
-        if len(ids) > 1:
-            params["embeddings"] = [embeddings[str(n)] for n in ids]
-        else:
-            params["embeddings"] = [[1.0]]
-    result = allocation.allocate(rule, scores, budget, **params)
+    frontier = Frontier(
+        ids=ids,
+        scores=[float(nodes[n]["score"] or 0.0) for n in ids],
+        groups=[nodes[n]["group"] for n in ids],
+        embeddings=embeddings,
+    )
+    result = spec.allocate(ctx, frontier)
     gammas: list[float | None] = list(result.gamma) if result.gamma else [None] * len(ids)
     return [
         (nid, count, float(w), None if g is None else float(g))
@@ -474,19 +503,13 @@ def _allocate(
     ]
 
 
-def _live_dvts_candidates(nodes: list[TreeNode], new: list[int], active: list[int]) -> list[int]:
-    """DVTS: a subtree lives on iff its best new candidate is still active."""
-    best: dict[int, int] = {}
-    for nid in new:
-        node = nodes[nid]
-        if node["finish"] in ("discarded", "budget") or node["score"] is None:
-            continue
-        g = node["group"]
-        if g not in best or (node["score"] or 0.0) > (nodes[best[g]]["score"] or 0.0):
-            best[g] = nid
-    live = {g for g, nid in best.items() if nodes[nid]["finish"] is None}
-    active_set = set(active)
-    return [nid for nid in new if nid in active_set and nodes[nid]["group"] in live]
+def answer_message(answer: str | None, result: dict[str, Any]) -> AIMessage:
+    """The answer as a chat reply; the run's report and ledger go in its metadata."""
+    text = f"The answer is $\\boxed{{{answer}}}$." if answer is not None else "No answer found."
+    report = {k: v for k, v in result.items() if k not in ("solution", "groups")}
+    return AIMessage(
+        content=text, response_metadata={"langgraph_tts": report}, name="langgraph_tts"
+    )
 
 
 def _rollouts_by_group(nodes: list[TreeNode], updates: list[dict[str, Any]]) -> dict[str, int]:
