@@ -32,7 +32,7 @@ async def consensus(state: SearchState, runtime: Runtime[SearchContext]) -> dict
 
 
 def build() -> Any:
-    config = SimConfig(seed=2)
+    config = SimConfig(scenario="easy", seed=4)  # the same world as the problems below
     nodes = SearchNodes(
         policy=SimPolicy(config), reward=SimPRM(config), embedder=SimEmbedder(config)
     )
@@ -60,7 +60,7 @@ async def main() -> None:
     ctx = SearchContext(strategy="dora", budget=16, seed=1)
     out = await graph.ainvoke({"problem": problem.text}, context=ctx)
     print(
-        f"answer {out['answer']} (truth {problem.answer}); stopped: "
+        f"answer: {out['answer']} (truth {problem.answer}); stopped: "
         f"{out['result']['stop_reason']} after {out['result']['iterations']} iterations, "
         f"{out['ledger']['samples']} samples"
     )

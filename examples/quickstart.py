@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 
 from langgraph_tts import ChatPolicy, OpenAIEmbedder, PoolingPRM, create_search_graph
-from langgraph_tts.sim.server import start_server
+from langgraph_tts.sim.server import SimConfig, start_server
 from langgraph_tts.sim.world import make_problems
 
 
 async def main() -> None:
-    with start_server() as sim:  # a vLLM-compatible server on a free 127.0.0.1 port
+    # a vLLM-compatible server on a free 127.0.0.1 port; its world and the problems share a seed
+    with start_server(SimConfig(seed=1)) as sim:
         graph = create_search_graph(
             "dora",
             policy=ChatPolicy(sim.base_url, "sim-policy"),

@@ -45,7 +45,9 @@ class TTSChatModel(BaseChatModel):
     embedder: Any = None
     _graph: Any = PrivateAttr(default=None)
 
-    def model_post_init(self, context: Any, /) -> None:
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # built outside pydantic's validation, so a bad setting is a ConfigError of its own
         self._graph = create_solve_graph(
             self.strategy,
             policy=self.policy,

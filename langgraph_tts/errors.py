@@ -27,7 +27,7 @@ class ConfigError(TTSError, ValueError):
     """A setting is invalid. The message names the field and what is allowed."""
 
 
-class ServerError(TTSError):
+class ServerError(TTSError, RuntimeError):
     """A server answered, but not with something usable (4xx, malformed body, retries exhausted)."""
 
     def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
@@ -52,11 +52,11 @@ class ServerUnavailableError(ServerError):
         super().__init__(msg, url=url)
 
 
-class BudgetExhaustedError(TTSError):
+class BudgetExhaustedError(TTSError, RuntimeError):
     """A hard cap (samples or tokens) left no room for the request."""
 
 
-class GradingTimeoutError(TTSError):
+class GradingTimeoutError(TTSError, TimeoutError):
     """An answer comparison exceeded its time limit."""
 
 

@@ -7,7 +7,7 @@ both report their spend. `wall_s` is the only non-additive key (it keeps the max
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing_extensions import TypedDict
 
 __all__ = [
     "Ledger",

@@ -152,3 +152,49 @@ def test_default_context_comes_from_env_and_threads_work(studio: str) -> None:
         assert run.json()["answer"] is not None
         state = client.get(f"/threads/{thread}/state").json()
         assert state["values"]["result"]["strategy"] == "rebase"
+
+
+GRAPHS = ("solve_math", "search", "scale", "compute_optimal")
+
+
+@pytest.mark.parametrize("graph_id", GRAPHS)
+def test_every_graph_shows_input_output_and_context_schemas(studio: str, graph_id: str) -> None:
+    with httpx.Client(base_url=studio, timeout=120) as client:
+        found = client.post("/assistants/search", json={"graph_id": graph_id}).json()
+        schemas = client.get(f"/assistants/{found[0]['assistant_id']}/schemas").json()
+    for key in ("input_schema", "output_schema", "context_schema"):
+        assert schemas[key], f"{graph_id}: {key} was not built"
+    assert "problem" in schemas["input_schema"]["properties"]
+    assert {"answer", "result", "ledger"} <= set(schemas["output_schema"]["properties"])
+    budget = schemas["context_schema"]["properties"]["budget"]
+    assert budget["default"] == 16 and "Rollout budget" in budget["description"]
+
+
+def _failed_run(studio: str, context: dict[str, Any]) -> dict[str, Any]:
+    with httpx.Client(base_url=studio, timeout=120) as client:
+        run = client.post(
+            "/runs/wait",
+            json={
+                "assistant_id": "solve_math",
+                "input": {"problem": "What is 7 times 6?"},
+                "context": context,
+            },
+        )
+    assert run.status_code == 200, run.text
+    error: dict[str, Any] = run.json()["__error__"]
+    return error
+
+
+def test_a_typo_in_the_run_context_fails_the_run_naming_the_setting(studio: str) -> None:
+    error = _failed_run(studio, {"budgett": 4})
+    assert error["error"] == "ConfigError"
+    assert error["message"].startswith("unknown setting 'budgett'; did you mean 'budget'?")
+    error = _failed_run(studio, {"budget": 0})
+    assert error["message"] == "invalid setting: budget: Input should be greater than 0"
+
+
+def test_an_unreachable_model_server_gives_the_cli_message(studio: str) -> None:
+    error = _failed_run(studio, {"base_url": "http://127.0.0.1:9/v1", "strategy": "cot"})
+    assert error["error"] == "ServerUnavailableError"
+    assert error["message"].startswith("cannot reach the policy server at http://127.0.0.1:9/v1")
+    assert "langgraph-tts sim-server --port 9" in error["message"]

@@ -331,13 +331,14 @@ class ScaleNodes:
                 )
             else:
                 notes.append("final: no sub-problem gave an answer; the answer is None")
-        wall = time.time() - state.get("started_at", time.time())
+        wall = Ledger(wall_s=time.time() - state.get("started_at", time.time()))
         result = build_report(ctx, state, answer, [*state.get("fallbacks", []), *notes])
+        result["ledger"] = merge_ledgers(state.get("ledger") or {}, wall)
         out: dict[str, Any] = {
             "answer": answer,
             "result": result,
             "fallbacks": notes,
-            "ledger": Ledger(wall_s=wall),
+            "ledger": wall,
         }
         if state.get("reply"):
             out["messages"] = [answer_message(answer, result)]

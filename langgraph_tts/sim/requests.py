@@ -314,4 +314,7 @@ def interpret(engine: SimEngine, messages: list[Message], continue_final: bool) 
             context=context,
             template_thinking=template_thinking,
         )
-    return Task("policy", engine, engine.problem(user), prefix=prefix, user=user)
+    # a search over one SCALE sub-problem (System-2 by search) is about the whole problem
+    solve = parse_solve_request(user)
+    latent = engine.problem(solve[0] if solve is not None else user)
+    return Task("policy", engine, latent, prefix=prefix, user=user)
