@@ -124,29 +124,49 @@ class CommonSettings(Settings):
         ),
     ] = 16
     base_url: Annotated[
-        str, Field(description="OpenAI-style base URL of the policy server (…/v1).")
+        str,
+        Field(
+            description="OpenAI-style base URL of the policy server (…/v1). Default: "
+            "$LANGGRAPH_TTS_BASE_URL, else http://127.0.0.1:8000/v1."
+        ),
     ] = Field(default_factory=_env("base_url"))
-    model: Annotated[str, Field(min_length=1, description="Policy model name.")] = Field(
-        default_factory=_env("model")
-    )
+    model: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="Policy model name. Default: $LANGGRAPH_TTS_MODEL, else "
+            "Qwen/Qwen2.5-1.5B-Instruct.",
+        ),
+    ] = Field(default_factory=_env("model"))
     api_key: Annotated[
-        str | None, Field(description="API key sent to the servers (never logged).", repr=False)
+        str | None,
+        Field(
+            description="API key sent to the servers (never logged). Default: "
+            "$LANGGRAPH_TTS_API_KEY, else none.",
+            repr=False,
+        ),
     ] = Field(default_factory=_env("api_key"), repr=False)
     prm_url: Annotated[
         str | None,
         Field(
             description="Root URL of the vLLM PRM server (it serves /pooling). Empty: the "
-            "policy judges solutions itself (generative verifier)."
+            "policy judges solutions itself (generative verifier). Default: $LANGGRAPH_TTS_PRM_URL."
         ),
     ] = Field(default_factory=_env("prm_url"))
-    prm_model: Annotated[str, Field(min_length=1, description="PRM model name.")] = Field(
-        default_factory=_env("prm_model")
-    )
+    prm_model: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="PRM model name. Default: $LANGGRAPH_TTS_PRM_MODEL, else "
+            "Qwen/Qwen2.5-Math-PRM-7B.",
+        ),
+    ] = Field(default_factory=_env("prm_model"))
     prm_template: Annotated[
         str | None,
         Field(
             description="Client-side chat template of the PRM (qwen2.5), which lets one "
-            "/pooling request score a whole iteration. Empty: derived from prm_model."
+            "/pooling request score a whole iteration. Empty: derived from prm_model. "
+            "Default: $LANGGRAPH_TTS_PRM_TEMPLATE."
         ),
     ] = Field(default_factory=_env("prm_template"))
     prm_batch: Annotated[
@@ -155,11 +175,19 @@ class CommonSettings(Settings):
     ] = "auto"
     embed_url: Annotated[
         str | None,
-        Field(description="OpenAI-style base URL of the embedding server (…/v1), for DORA."),
+        Field(
+            description="OpenAI-style base URL of the embedding server (…/v1), for DORA. "
+            "Default: $LANGGRAPH_TTS_EMBED_URL."
+        ),
     ] = Field(default_factory=_env("embed_url"))
-    embed_model: Annotated[str, Field(min_length=1, description="Embedding model name.")] = Field(
-        default_factory=_env("embed_model")
-    )
+    embed_model: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="Embedding model name. Default: $LANGGRAPH_TTS_EMBED_MODEL, else "
+            "BAAI/bge-m3.",
+        ),
+    ] = Field(default_factory=_env("embed_model"))
     embedder_kind: Annotated[
         Literal["auto", "server", "local", "hashing"],
         Field(

@@ -452,3 +452,26 @@ def test_nodes_never_import_http_modules() -> None:
     for module in graph:
         if module.endswith(".nodes") or module.startswith("langgraph_tts.strategies"):
             assert not graph[module] & http, f"{module} imports {graph[module] & http}"
+
+
+# --- Studio schemas, in process ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["solve_math", "search", "scale", "compute_optimal"])
+def test_every_langgraph_json_graph_has_input_output_and_context_schemas(name: str) -> None:
+    import json
+
+    from langgraph_tts import studio
+
+    config = json.loads((PACKAGE.parent / "langgraph.json").read_text())
+    assert config["graphs"][name].endswith(f"studio.py:{name}")
+    graph = studio._graph(name)
+    inputs = graph.get_input_jsonschema()
+    outputs = graph.get_output_jsonschema()
+    context = graph.get_context_jsonschema()
+    assert {"problem", "messages", "settings"} <= set(inputs["properties"])
+    assert {"answer", "result", "ledger", "messages"} <= set(outputs["properties"])
+    for field, prop in context["properties"].items():
+        assert prop.get("description"), f"{name}.{field} has no description"
+        shown = "default" in prop or "Default: $LANGGRAPH_TTS_" in prop["description"]
+        assert shown, f"{name}.{field} shows no default"
