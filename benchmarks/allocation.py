@@ -23,7 +23,7 @@ from langgraph_tts.sim.inprocess import SimEmbedder, SimPolicy, SimPRM
 from langgraph_tts.sim.server import SimConfig
 from langgraph_tts.sim.world import SimProblem, is_correct, make_problems
 
-STRATEGIES = ["best_of_n", "beam", "dvts", "rebase", "dora"]
+STRATEGIES = ["best_of_n", "beam", "dvts", "rebase", "dora", "particle_filtering"]
 ORACLE_STRATEGIES = ["rebase", "dora"]
 
 

@@ -398,6 +398,27 @@ def test_the_chat_model_adapter_answers_with_a_strategy() -> None:
 PACKAGE = Path(__file__).resolve().parents[1] / "langgraph_tts"
 
 
+def _imports_of(body: list[ast.stmt], package: str) -> set[str]:
+    """Modules imported at module level, `if TYPE_CHECKING:` blocks included."""
+    deps: set[str] = set()
+    for node in body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            deps |= _imports_of(node.body, package)
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            base = package.split(".")
+            base = base[: len(base) - node.level + 1]
+            if node.module:
+                target = ".".join([*base, node.module])
+                deps.add(target)
+                deps.update(f"{target}.{a.name}" for a in node.names)
+            else:
+                deps.update(".".join([*base, a.name]) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("langgraph_tts"):
+            deps.add(node.module or "")
+            deps.update(f"{node.module}.{a.name}" for a in node.names)
+    return deps
+
+
 def _module_imports() -> dict[str, set[str]]:
     """Package-internal imports at module level (function-level lazy imports excluded)."""
     graph: dict[str, set[str]] = {}
@@ -405,19 +426,7 @@ def _module_imports() -> dict[str, set[str]]:
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         package = name if parts[-1] == "__init__" else name.rpartition(".")[0]
-        deps: set[str] = set()
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                target = ".".join([*base, node.module] if node.module else base)
-                deps.add(target)
-                deps.update(f"{target}.{a.name}" for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                "langgraph_tts"
-            ):
-                deps.add(node.module or "")
-        graph[name] = deps
+        graph[name] = _imports_of(ast.parse(path.read_text()).body, package)
     return {k: {d for d in v if d in graph and d != k} for k, v in graph.items()}
 
 

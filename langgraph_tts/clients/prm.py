@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -37,6 +36,7 @@ from langgraph_tts.clients._http import (
 from langgraph_tts.clients.types import Scores, Usage
 from langgraph_tts.errors import ConfigError, ServerError
 from langgraph_tts.prompts import PRM_SYSTEM_PROMPT
+from langgraph_tts.scores import Aggregation, aggregate
 
 __all__ = [
     "PRM_STEP_TAG",
@@ -54,7 +54,6 @@ PRM_STEP_TAG = "<extra_0>"
 """The token after each step whose pooled output is that step's reward (Qwen2.5-Math-PRM)."""
 
 BatchMode = Literal["auto", "on", "off"]
-Aggregation = Literal["last", "min", "prod", "mean"]
 
 _REJECTED_BATCH_STATUSES = frozenset({400, 422})
 
@@ -86,26 +85,6 @@ def template_for_model(model: str) -> str | None:
         if any(known in name for known in names):
             return key
     return None
-
-
-def aggregate(step_scores: Sequence[float], how: Aggregation = "last") -> float:
-    """One score for a solution from its step scores (search-and-learn's aggregations).
-
-    Raises:
-        ValueError: `step_scores` is empty (a solution has at least one step; 0.0 would rank
-            it as a confidently wrong answer) or `how` is unknown.
-    """
-    if not step_scores:
-        raise ValueError("cannot aggregate an empty list of step scores")
-    if how == "last":
-        return float(step_scores[-1])
-    if how == "min":
-        return float(min(step_scores))
-    if how == "prod":
-        return float(math.prod(step_scores))
-    if how == "mean":
-        return float(sum(step_scores) / len(step_scores))
-    raise ValueError(f"unknown aggregation {how!r}; use one of last, min, prod, mean")
 
 
 class PoolingPRM(ServedModel):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from langgraph_tts import prompts
+from langgraph_tts.sim.config import SimConfig
 from langgraph_tts.sim.generation import Sampling, finish, solution_chunks
 from langgraph_tts.sim.protocol import (
     MAX_MODEL_LEN,
@@ -37,8 +38,16 @@ from langgraph_tts.sim.scale_world import (
 )
 from langgraph_tts.sim.world import SimProblem, SubProblem
 
-if TYPE_CHECKING:
-    from langgraph_tts.sim.engine import SimEngine
+
+class Engine(Protocol):
+    """What a task needs of the engine (`SimEngine`): its config and its latent problems."""
+
+    config: SimConfig
+
+    def problem(self, text: str) -> SimProblem: ...
+
+    def verifier_yes(self, problem: SimProblem, solution: str) -> float: ...
+
 
 __all__ = ["CHAT_KINDS", "Choice", "GenRequest", "Task", "interpret", "parse_generation"]
 
@@ -211,7 +220,7 @@ class Task:
     """What a prompt asks for, and the latent problem behind it."""
 
     kind: str
-    engine: SimEngine
+    engine: Engine
     problem: SimProblem
     prefix: str = ""
     solution: str = ""
@@ -279,7 +288,7 @@ def _verifier_parts(user: str) -> tuple[str, str]:
     return user, ""
 
 
-def interpret(engine: SimEngine, messages: list[Message], continue_final: bool) -> Task:
+def interpret(engine: Engine, messages: list[Message], continue_final: bool) -> Task:
     """Classify a prompt by its system message and rebuild the latent problem it is about."""
     system = next((m.content for m in messages if m.role == "system"), "")
     user = next((m.content for m in reversed(messages) if m.role == "user"), "")

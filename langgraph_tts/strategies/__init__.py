@@ -15,6 +15,7 @@ from .compute_optimal import ComputeOptimal, ComputeOptimalSettings
 from .cot import ChainOfThought
 from .dora import DORA, DoraSettings
 from .dvts import DVTS
+from .particle_filtering import ParticleFiltering, ParticleFilteringSettings
 from .rebase import REBASE, SoftmaxSettings
 from .scale import Scale, ScaleSettings
 from .self_consistency import SelfConsistency
@@ -34,6 +35,8 @@ __all__ = [
     "Frontier",
     "Kind",
     "NoSettings",
+    "ParticleFiltering",
+    "ParticleFilteringSettings",
     "Scale",
     "ScaleSettings",
     "SelfConsistency",
@@ -57,6 +60,7 @@ BUILTIN: tuple[Strategy, ...] = (
     DVTS(),
     REBASE(),
     DORA(),
+    ParticleFiltering(),
     Scale(),
     ComputeOptimal(),
 )
