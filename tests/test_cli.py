@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from langgraph_tts.cli import main
+
 pytestmark = pytest.mark.e2e
 
 
@@ -150,3 +152,19 @@ def test_demo_prints_what_the_readme_shows() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     shown = readme.split("$ make demo\n", 1)[1].split("```", 1)[0]
     assert _mask(proc.stdout) == _mask(shown)
+
+
+def test_demo_lists_its_choices_and_numbers_problems_as_printed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = capsys.readouterr().out
+    for name in ("dora", "rebase", "particle_filtering", "compute_optimal", "scale"):
+        assert name in help_text
+    assert main(["demo", "--strategy", "compute_optimal", "--problem", "3"]) == 2
+    err = capsys.readouterr()
+    assert "Simulated problem 3:" in err.out
+    assert err.err.strip().endswith("`langgraph-tts calibrate` writes one")
+    assert main(["demo", "--problem", "0"]) == 2
+    assert "--problem counts from 1" in capsys.readouterr().err
