@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--scenario", default="popular_worse")
     d.add_argument(
-        "--problem", type=int, default=9, help="index of the simulated problem (default: 9)"
+        "--problem", type=int, default=15, help="index of the simulated problem (default: 15)"
     )
     d.add_argument("--debug", action="store_true")
 

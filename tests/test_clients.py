@@ -59,8 +59,12 @@ class Recorder:
     def __init__(self, respond: Handler) -> None:
         self.respond = respond
         self.requests: list[httpx.Request] = []
+        self.models: dict[str, Any] | None = {"object": "list", "data": []}
+        """The `/v1/models` answer the policy reads `max_model_len` from (not recorded)."""
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith("/v1/models") and self.models:
+            return httpx.Response(200, json=self.models)
         self.requests.append(request)
         return self.respond(request, len(self.requests))
 
@@ -287,7 +291,9 @@ async def test_list_models() -> None:
         assert request.method == "GET" and request.url.path == "/v1/models"
         return httpx.Response(200, json={"object": "list", "data": [{"id": "pol"}, {"id": "b"}]})
 
-    assert await make_policy(Recorder(respond)).list_models() == ["pol", "b"]
+    rec = Recorder(respond)
+    rec.models = None
+    assert await make_policy(rec).list_models() == ["pol", "b"]
 
 
 # -- retries and errors -----------------------------------------------------------------------
@@ -457,7 +463,8 @@ async def test_concurrency_bounded_by_semaphore() -> None:
         in_flight -= 1
         return httpx.Response(200, json=chat_response(json.loads(request.content)))
 
-    policy = ChatPolicy(BASE, "pol", transport=httpx.MockTransport(respond), max_concurrency=3)
+    transport = httpx.MockTransport(respond)
+    policy = ChatPolicy(BASE, "pol", transport=transport, max_concurrency=3, max_model_len=4096)
     gens = await asyncio.gather(*(policy.generate(USER) for _ in range(12)))
     assert len(gens) == 12 and peak == 3
 
@@ -565,6 +572,7 @@ async def test_prm_batched_body_is_one_request_with_exact_template() -> None:
         "model": QWEN_PRM,
         "input": [expected_first, PRM_TEMPLATES["qwen2.5"]("What is 1+1?", ["It is 2"])],
         "task": "token_classify",
+        "add_special_tokens": False,
     }
     assert scores.step_scores == [[0.9, 0.8], [0.9]]
     assert scores.source == "prm"
@@ -587,7 +595,9 @@ async def test_prm_unbatched_body_per_candidate() -> None:
             {"role": "assistant", "content": "a<extra_0>b<extra_0>"},
         ],
         "task": "token_classify",
+        "add_special_tokens": False,
         "truncate_prompt_tokens": 4000,
+        "truncation_side": "left",
     }
     assert [len(s) for s in scores.step_scores] == [2, 1, 3]
     assert scores.usage.requests == 3 and scores.usage.prompt_tokens == 120
@@ -750,7 +760,14 @@ async def test_openai_embedder_body_order_and_usage() -> None:
     rec = Recorder(respond)
     emb = OpenAIEmbedder(BASE, "e", transport=rec.transport)
     out = await emb.embed(["a", "b", "c"])
-    assert rec.bodies == [{"model": "e", "input": ["a", "b", "c"], "encoding_format": "base64"}]
+    assert rec.bodies == [
+        {
+            "model": "e",
+            "input": ["a", "b", "c"],
+            "encoding_format": "base64",
+            "endianness": "little",
+        }
+    ]
     assert rec.requests[0].url == f"{BASE}/embeddings"
     assert out.vectors == [[0.0, 1.0], [1.0, 1.0], [2.0, 1.0]]
     assert (out.usage.requests, out.usage.prompt_tokens) == (1, 9)

@@ -50,6 +50,7 @@ __all__ = [
     "Backoff",
     "HTTPClient",
     "LoopLocal",
+    "RetryableReply",
     "Role",
     "ServedModel",
     "error_message",
@@ -77,6 +78,7 @@ RETRYABLE_STATUSES = frozenset({408, 429} | set(range(500, 600)))
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 Role = Literal["policy", "prm", "embed"]
+Check = Callable[[dict[str, Any]], None]
 T = TypeVar("T")
 V = TypeVar("V")
 
@@ -113,6 +115,15 @@ class _MalformedBody(Exception):
         self.snippet = snippet
 
 
+class RetryableReply(Exception):
+    """A 2xx body that says the server gave up on the request (vLLM's `finish_reason: "abort"`
+    after a preemption or a restart); raised by a response check, retried like a 503."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 _RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 _CONNECT_FAILURES = (httpx.ConnectError, httpx.ConnectTimeout)
 
@@ -123,7 +134,9 @@ def should_retry(exc: BaseException) -> bool:
     Connection errors, timeouts, 408/429/5xx and unparsable 2xx bodies are transient on a
     loading or overloaded server; other 4xx mean the request itself is wrong.
     """
-    return isinstance(exc, (_RetryableStatus, _MalformedBody, *_RETRYABLE_TRANSPORT))
+    return isinstance(
+        exc, (_RetryableStatus, _MalformedBody, RetryableReply, *_RETRYABLE_TRANSPORT)
+    )
 
 
 def parse_retry_after(headers: httpx.Headers, *, now: float | None = None) -> float | None:
@@ -481,13 +494,19 @@ class HTTPClient:
         """The absolute URL of `path` on this server."""
         return self.root_url + ("" if path.startswith("/") else "/") + path
 
-    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST `body` as JSON and return the decoded JSON object."""
-        return await self._request("POST", path, body)
+    async def post(
+        self, path: str, body: dict[str, Any], *, check: Check | None = None
+    ) -> dict[str, Any]:
+        """POST `body` as JSON and return the decoded JSON object.
+
+        `check(data)` runs on every 2xx body inside the retry loop; a `RetryableReply` it
+        raises makes the attempt count as failed and retried.
+        """
+        return await self._request("POST", path, body, check)
 
     async def get(self, path: str) -> dict[str, Any]:
         """GET `path` and return the decoded JSON object."""
-        return await self._request("GET", path, None)
+        return await self._request("GET", path, None, None)
 
     async def aclose(self) -> None:
         """Close the connection pool of the running loop now.
@@ -560,7 +579,9 @@ class HTTPClient:
             wait,
         )
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, body: dict[str, Any] | None, check: Check | None
+    ) -> dict[str, Any]:
         url = self.url(path)
         attempts = 0
         retrying = AsyncRetrying(
@@ -575,7 +596,10 @@ class HTTPClient:
             async for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    return await self._send_once(method, url, body)
+                    data = await self._send_once(method, url, body)
+                    if check is not None:
+                        check(data)
+                    return data
         except _CONNECT_FAILURES as exc:
             raise ServerUnavailableError(
                 url, role=self.role, cause=f"{_describe(exc)}; {_tries(attempts)}"
@@ -595,6 +619,9 @@ class HTTPClient:
                 f"({_tries(attempts)})"
             )
             raise ServerError(msg, url=url, status=exc.status) from exc
+        except RetryableReply as exc:
+            msg = f"{self.role} server at {url}: {exc.message} ({_tries(attempts)})"
+            raise ServerError(msg, url=url, status=200) from exc
         except _MalformedBody as exc:
             msg = (
                 f"{self.role} server at {url} returned a body that is not a JSON object "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from langgraph_tts.clients._http import DEFAULT_MAX_CONCURRENCY, LoopLocal
-from langgraph_tts.clients.policy import check_messages, split_tokens
+from langgraph_tts.clients.policy import RETRIED_FINISH_REASONS, check_messages, split_tokens
 from langgraph_tts.clients.types import ChatMessage, Generation, Sample, SamplingParams, Usage
 from langgraph_tts.errors import ServerError
 
@@ -28,7 +28,11 @@ if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
     from langchain_core.outputs import ChatGeneration, LLMResult
 
-__all__ = ["ChatModelPolicy"]
+__all__ = ["ABORT_ATTEMPTS", "ChatModelPolicy"]
+
+ABORT_ATTEMPTS = 3
+"""Requests sent for one `generate` while vLLM answers with `finish_reason: "abort"`/`"error"`
+(the HTTP retries of ChatOpenAI itself only cover failed statuses)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +148,16 @@ class ChatModelPolicy:
         params = params or SamplingParams()
         lc_messages, kwargs = self._prepare(messages, n, params, continue_final_message)
         entry = await self._per_loop.get()
-        async with entry.semaphore:
-            result = await entry.chat_model.agenerate([lc_messages], **kwargs)
-        return self._parse(result, n, params)
+        for _ in range(ABORT_ATTEMPTS):
+            async with entry.semaphore:
+                result = await entry.chat_model.agenerate([lc_messages], **kwargs)
+            if not _dropped(result):
+                return self._parse(result, n, params)
+        raise ServerError(
+            f"chat model {self.model!r} aborted the request {ABORT_ATTEMPTS} times "
+            f"(finish_reason {', '.join(sorted(_dropped(result)))})",
+            url=str(getattr(self.chat_model, "openai_api_base", None) or self.model),
+        )
 
     def generate_sync(
         self,
@@ -159,8 +170,14 @@ class ChatModelPolicy:
         """Blocking `generate` through the chat model's own sync path (no event loop needed)."""
         params = params or SamplingParams()
         lc_messages, kwargs = self._prepare(messages, n, params, continue_final_message)
-        result = self.chat_model.generate([lc_messages], **kwargs)
-        return self._parse(result, n, params)
+        for _ in range(ABORT_ATTEMPTS):
+            result = self.chat_model.generate([lc_messages], **kwargs)
+            if not _dropped(result):
+                return self._parse(result, n, params)
+        raise ServerError(
+            f"chat model {self.model!r} aborted the request {ABORT_ATTEMPTS} times",
+            url=str(getattr(self.chat_model, "openai_api_base", None) or self.model),
+        )
 
     async def aclose(self) -> None:
         """Close the running loop's HTTP client, if this policy made one (`from_openai`)."""
@@ -246,6 +263,15 @@ class ChatModelPolicy:
             )
         usage = Usage(requests=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
         return Generation(samples=samples, usage=usage)
+
+
+def _dropped(result: LLMResult) -> set[str]:
+    """The retried finish reasons (`"abort"`, `"error"`) among the result's choices."""
+    reasons = set()
+    for gen in result.generations[0] if result.generations else []:
+        info = gen.generation_info or {}
+        reasons.add(str(info.get("finish_reason")))
+    return reasons & RETRIED_FINISH_REASONS
 
 
 def infer_stop_reason(text: str, finish_reason: str | None, params: SamplingParams) -> str | None:

@@ -314,7 +314,7 @@ class ScaleNodes:
         spent: Ledger = {}
         sample = None
         for attempt in range(SOLVE_RETRIES + 1):
-            params = system_params(ctx, mode, seed=derive_seed(ctx, 4, idx, attempt))
+            params = system_params(ctx, mode, seed=derive_seed(ctx, prompt, 4, idx, attempt))
             gen = await policy.generate(messages, n=1, params=params)
             spent = merge_ledgers(spent, policy_delta(ctx, gen, mode))
             sample = gen.samples[0]

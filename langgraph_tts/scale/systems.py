@@ -17,6 +17,7 @@ from ..clients.types import ChatMessage, Generation, Policy, SamplingParams
 from ..context import STEP_STRATEGIES, ScaleContext, SearchContext
 from ..ledger import Ledger, add_flops
 from ..resources import chat_policy
+from ..seeds import request_seed
 from .state import Mode
 
 __all__ = [
@@ -90,14 +91,9 @@ def aux_max_tokens(ctx: ScaleContext) -> int:
     return ctx.system1_max_tokens if ctx.system1_thinking else AUX_MAX_TOKENS
 
 
-def derive_seed(ctx: ScaleContext, *parts: int) -> int | None:
-    """A distinct, reproducible seed per request when the run has a seed; else None."""
-    if ctx.seed is None:
-        return None
-    value = ctx.seed
-    for part in parts:
-        value = (value * 1_000_003 + part) % (2**31 - 1)
-    return value
+def derive_seed(ctx: ScaleContext, problem: str, *parts: int) -> int | None:
+    """A distinct, reproducible seed per request and problem when the run has a seed."""
+    return request_seed(ctx.seed, problem, "scale", *parts)
 
 
 def params_b(ctx: ScaleContext, mode: str = "system1") -> float | None:

@@ -25,6 +25,7 @@ from ..grading import Grader, default_grader
 from ..ledger import Ledger, add_flops, empty_ledger, merge_ledgers
 from ..prompts import POLICY_SYSTEM_PROMPT, STEP_DELIMITER
 from ..resources import Clients, resolve_clients
+from ..seeds import request_seed
 from ..state import SearchState, TreeNode, count_by_id, path_text
 
 __all__ = ["KEPT_FINISHES", "WHOLE_SOLUTION_STRATEGIES", "SearchNodes", "rollout_budget"]
@@ -172,7 +173,7 @@ class SearchNodes:
                 temperature=ctx.temperature,
                 top_p=ctx.top_p,
                 top_k=ctx.top_k,
-                seed=None if ctx.seed is None else ctx.seed + 7919 * it + nid,
+                seed=request_seed(ctx.seed, state["problem"], it, nid, n=copies),
                 max_tokens=max_tokens,
                 stop=None if last else (STEP_DELIMITER,),
             )
