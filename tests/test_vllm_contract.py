@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from loopback import LoopbackServer
 from vllm_wire import (
     RESPONSE_SCHEMAS,
     Exchange,
@@ -31,6 +32,7 @@ from langgraph_tts.clients import (
     GenerativeVerifier,
     OpenAIEmbedder,
     PoolingPRM,
+    Transport,
 )
 from langgraph_tts.clients.policy import model_len_of, parse_chat_response
 from langgraph_tts.errors import ServerError
@@ -82,13 +84,13 @@ def test_chat_fixture_stop_reasons_and_token_ids() -> None:
     assert reasoning.reasoning == "2+2 is 4." and reasoning.text == "\\boxed{4}"
 
 
-def _serving(name: str, status: int = 200) -> httpx.MockTransport:
+def _serving(name: str, status: int = 200) -> Transport:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "GET":
             return httpx.Response(200, json=fixture("models"))
         return httpx.Response(status, json=fixture(name))
 
-    return httpx.MockTransport(handler)
+    return LoopbackServer(handler).transport
 
 
 async def test_pooling_fixture_gives_step_rewards() -> None:

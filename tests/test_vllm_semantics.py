@@ -1,6 +1,6 @@
 """How the clients read what vLLM 0.32 says (issue 9, points 1-7): integer stop reasons, aborted
 choices, `max_model_len`, pooling truncation and special tokens, base64 byte order, the PRM's
-batched-form fallback, and request seeds. No sockets: `httpx.MockTransport`."""
+batched-form fallback, and request seeds. Requests take aiohttp to a loopback test server."""
 
 from __future__ import annotations
 
@@ -15,9 +15,17 @@ from typing import Any
 import httpx
 import pytest
 from fakes import RecordingPolicy
+from loopback import LoopbackServer
 
 from langgraph_tts import create_search_graph
-from langgraph_tts.clients import Backoff, ChatPolicy, PoolingPRM, Sample, SamplingParams
+from langgraph_tts.clients import (
+    Backoff,
+    ChatPolicy,
+    PoolingPRM,
+    Sample,
+    SamplingParams,
+    Transport,
+)
 from langgraph_tts.clients.policy import parse_chat_response
 from langgraph_tts.clients.types import ChatMessage, Generation, Usage
 from langgraph_tts.context import ScaleContext
@@ -38,7 +46,7 @@ Respond = Callable[[httpx.Request, dict[str, Any]], httpx.Response]
 
 
 class Server:
-    """A MockTransport handler: `/v1/models` with a `max_model_len`, the rest to `respond`."""
+    """A loopback server's handler: `/v1/models` with a `max_model_len`, the rest to `respond`."""
 
     def __init__(self, respond: Respond, max_model_len: int | None = None) -> None:
         self.respond = respond
@@ -56,8 +64,8 @@ class Server:
         return self.respond(request, body)
 
     @property
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self)
+    def transport(self) -> Transport:
+        return LoopbackServer(self).transport
 
 
 def choice(i: int, text: str, finish: str | None, stop: str | int | None) -> dict[str, Any]:

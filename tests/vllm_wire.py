@@ -1,5 +1,5 @@
 """vLLM's own contract, as exported by scripts/vllm_contract.py into tests/vllm_contract/, and
-an in-process simulator transport that records every exchange to check against it."""
+the simulator's engine behind a loopback server that records every exchange to check."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 from jsonschema import Draft202012Validator
+from loopback import LoopbackServer
 
+from langgraph_tts.clients import Transport
 from langgraph_tts.sim.config import SimConfig
 from langgraph_tts.sim.engine import SimEngine
 from langgraph_tts.sim.protocol import SimRequestError
@@ -111,6 +113,7 @@ class SimWire:
 
     def __post_init__(self) -> None:
         self.engine = SimEngine(self.config)
+        self._server = LoopbackServer(self._handle)
 
     def exchange(self, method: str, path: str, content: bytes) -> tuple[int, dict[str, Any]]:
         body = json.loads(content) if method == "POST" else None
@@ -129,8 +132,8 @@ class SimWire:
         return httpx.Response(status, json=payload)
 
     @property
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self._handle)
+    def transport(self) -> Transport:
+        return self._server.transport
 
     def posts(self) -> list[Exchange]:
         return [e for e in self.exchanges if e.method == "POST"]

@@ -52,7 +52,7 @@ class OpenAIEmbedder(ServedModel):
         timeout_s: Read timeout of one attempt.
         connect_timeout_s: Connect timeout of one attempt.
         max_retries: Attempts after the first on connection errors, 408, 429 and 5xx.
-        transport: httpx transport override, for tests.
+        transport: The aiohttp transport; tests pass one that resolves hosts to a loopback server.
         backoff: Wait settings between attempts.
     """
 

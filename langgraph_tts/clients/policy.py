@@ -54,7 +54,7 @@ class ChatPolicy(ServedModel):
         timeout_s: Read timeout of one attempt; long generations need minutes.
         connect_timeout_s: Connect timeout of one attempt.
         max_retries: Attempts after the first on connection errors, 408, 429 and 5xx.
-        transport: httpx transport override, for tests (`httpx.MockTransport`).
+        transport: The aiohttp transport; tests pass one that resolves hosts to a loopback server.
         backoff: Wait settings between attempts.
         max_model_len: The server's context window; read from `GET /v1/models` (vLLM's
             `max_model_len`) on first use when omitted. Every request's `max_tokens` is

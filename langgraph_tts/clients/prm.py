@@ -30,8 +30,6 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-import httpx
-
 from langgraph_tts.clients._http import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_MAX_CONCURRENCY,
@@ -39,6 +37,7 @@ from langgraph_tts.clients._http import (
     DEFAULT_TIMEOUT_S,
     Backoff,
     ServedModel,
+    Transport,
     run_sync,
 )
 from langgraph_tts.clients.types import Scores, Usage
@@ -144,7 +143,7 @@ class PoolingPRM(ServedModel):
         timeout_s: Read timeout of one attempt.
         connect_timeout_s: Connect timeout of one attempt.
         max_retries: Attempts after the first on connection errors, 408, 429 and 5xx.
-        transport: httpx transport override, for tests.
+        transport: The aiohttp transport; tests pass one that resolves hosts to a loopback server.
         backoff: Wait settings between attempts.
     """
 
@@ -163,7 +162,7 @@ class PoolingPRM(ServedModel):
         timeout_s: float = DEFAULT_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         backoff: Backoff | None = None,
     ) -> None:
         if batch not in ("auto", "on", "off"):
