@@ -254,6 +254,29 @@ async def test_langchain_adapter_requests_follow_the_contract() -> None:
     assert _continued_ended(wire.exchanges) == []
 
 
+async def test_langchain_adapter_caps_max_tokens_to_the_window() -> None:
+    httpx2 = pytest.importorskip("httpx2")
+    wire = SimWire(VLLM_LIKE)
+
+    def handler(request: Any) -> Any:
+        status, payload = wire.exchange(request.method, request.url.path, request.content)
+        return httpx2.Response(status, json=payload)
+
+    policy = ChatModelPolicy.from_openai(
+        BASE,
+        "sim-policy",
+        max_retries=0,
+        max_model_len=4096,
+        http_async_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+    )
+    graph = create_scale_graph(policy, seed=2, outline_versions=1)
+    assert (await graph.ainvoke({"problem": PROBLEMS[1]}))["answer"] is not None
+    _check_wire(wire)
+    # ChatOpenAI sends max_tokens as max_completion_tokens; vLLM reads either
+    sent = [ex.body.get("max_completion_tokens", ex.body.get("max_tokens")) for ex in wire.posts()]
+    assert max(t for t in sent if t is not None) == 4096
+
+
 async def test_langchain_adapter_resends_an_aborted_request() -> None:
     httpx2 = pytest.importorskip("httpx2")
     bodies: list[dict[str, Any]] = []

@@ -295,3 +295,26 @@ async def test_search_seeds_never_overlap_within_or_across_problems() -> None:
     ranges.sort()
     assert len(ranges) > 4
     assert all(end <= start for (_, end), (start, _) in itertools.pairwise(ranges))
+
+
+def test_preflight_names_a_window_below_the_runs_max_tokens() -> None:
+    from langgraph_tts.preflight import largest_max_tokens, window_warning
+
+    ctx = ScaleContext(strategy="scale")
+    assert largest_max_tokens(ctx) == (16384, "system2_max_tokens")
+    text = window_warning(ctx, "pol", BASE, 4096)
+    assert "max_model_len=4096" in text and "system2_max_tokens=16384" in text
+    assert "--max-model-len 20480" in text
+    assert window_warning(ctx, "pol", BASE, RECIPE_MAX_MODEL_LEN) == ""
+    assert window_warning(ctx, "pol", BASE, None) == ""
+
+
+async def test_preflight_warns_against_a_4096_window(caplog: pytest.LogCaptureFixture) -> None:
+    from langgraph_tts.preflight import check_servers
+    from langgraph_tts.sim.server import start_server
+
+    with start_server(SimConfig(max_model_len=4096)) as server:
+        ctx = ScaleContext(strategy="scale", base_url=server.base_url, model="sim-policy")
+        with caplog.at_level(logging.WARNING):
+            await check_servers(ctx)
+    assert any("max_model_len=4096" in r.getMessage() for r in caplog.records)

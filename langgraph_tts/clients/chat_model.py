@@ -22,6 +22,7 @@ from langgraph_tts.clients._http import DEFAULT_MAX_CONCURRENCY, LoopLocal
 from langgraph_tts.clients.policy import RETRIED_FINISH_REASONS, check_messages, split_tokens
 from langgraph_tts.clients.types import ChatMessage, Generation, Sample, SamplingParams, Usage
 from langgraph_tts.errors import ServerError
+from langgraph_tts.serving import cap_max_tokens
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -57,6 +58,8 @@ class ChatModelPolicy:
         name: The model name recorded as `self.model`; defaults to the chat model's
             `model_name`/`model` attribute.
         max_concurrency: Requests in flight at once (per event loop).
+        max_model_len: The server's context window; every `max_tokens` is capped to it (vLLM
+            answers 400 to a larger one). Not read from the server here: `ChatPolicy` does.
 
     A model passed in directly is used as is; if its async HTTP client binds to the first event
     loop (ChatOpenAI's default client does), use it from one loop only. `from_openai` builds a
@@ -75,12 +78,14 @@ class ChatModelPolicy:
         *,
         name: str | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_model_len: int | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.chat_model = model
         self.model: str = name or _model_name(model)
         self.max_concurrency = max_concurrency
+        self.max_model_len = max_model_len
         self._loop_factory: Callable[[], _LoopModel] = self._shared_model
         self._per_loop: LoopLocal[_LoopModel] = LoopLocal(
             lambda: self._loop_factory(), _close_loop_model
@@ -94,6 +99,7 @@ class ChatModelPolicy:
         *,
         api_key: str | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_model_len: int | None = None,
         **kwargs: Any,
     ) -> ChatModelPolicy:
         """A `ChatOpenAI` pointed at an OpenAI-compatible server (vLLM, the simulator).
@@ -108,6 +114,7 @@ class ChatModelPolicy:
             model: The served model name.
             api_key: The server's API key; vLLM without `--api-key` accepts any, so "EMPTY".
             max_concurrency: Requests in flight at once (per event loop).
+            max_model_len: The server's context window, to cap `max_tokens` (see the class).
             **kwargs: Further `ChatOpenAI` settings (`timeout`, `max_retries`, `http_client`...).
         """
         from langchain_openai import ChatOpenAI  # lazy: keeps `import langgraph_tts` fast
@@ -119,7 +126,12 @@ class ChatModelPolicy:
             "api_key": SecretStr(api_key or "EMPTY"),
             **kwargs,
         }
-        policy = cls(ChatOpenAI(**settings), name=model, max_concurrency=max_concurrency)
+        policy = cls(
+            ChatOpenAI(**settings),
+            name=model,
+            max_concurrency=max_concurrency,
+            max_model_len=max_model_len,
+        )
         if "http_async_client" not in kwargs:
 
             def per_loop() -> _LoopModel:
@@ -198,10 +210,13 @@ class ChatModelPolicy:
         """LangChain messages and the `agenerate` keyword arguments for one request."""
         check_messages(messages, n, continue_final_message)
         kwargs: dict[str, Any] = {"n": n}
-        for key in ("temperature", "top_p", "max_tokens"):
+        for key in ("temperature", "top_p"):
             value = getattr(params, key)
             if value is not None:
                 kwargs[key] = value
+        max_tokens = cap_max_tokens(params.max_tokens, self.max_model_len)
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
         if params.stop:
             kwargs["stop"] = list(params.stop)
         if params.logprobs:
