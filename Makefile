@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format typecheck bench clean
+.PHONY: demo test lint format typecheck bench clean vllm-contract
 
 $(BIN)/.core: pyproject.toml
 	@echo "setting up $(VENV) (first run only)"
@@ -38,6 +38,12 @@ bench: $(BIN)/.dev
 	$(BIN)/python benchmarks/allocation.py
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/scale.py
+
+# Regenerate tests/vllm_contract/ from vLLM's own protocol code: `make vllm-contract VLLM=0.33.0`
+# (downloads the wheel with pip, ~330 MB; no GPU, vLLM is not installed).
+VLLM ?= 0.32.0
+vllm-contract: $(BIN)/.dev
+	$(BIN)/python scripts/vllm_contract.py --version $(VLLM)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

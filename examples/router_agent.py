@@ -60,11 +60,11 @@ def build(config: SimConfig) -> Any:
 
 
 def main() -> None:
-    config = SimConfig(seed=5)
+    config = SimConfig(seed=16)
     graph = build(config)
     inner = [n for n in graph.get_graph(xray=True).nodes if ":" in n]
     print(f"subgraph nodes: {', '.join(inner[:4])}, ...")
-    for problem in make_problems(2, seed=5):
+    for problem in make_problems(2, seed=16):
         out = graph.invoke({"problem": problem.text}, context=AgentContext(hard_words=25))
         print(f"{problem.text[:60]}...")
         print(

@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--problem",
         type=int,
-        default=10,
-        help="number of the simulated problem, as its text says (default: 10)",
+        default=16,
+        help="number of the simulated problem, as its text says (default: 16)",
     )
     d.add_argument("--table", help="strategy table (JSON) for --strategy compute_optimal")
     d.add_argument("--debug", action="store_true")

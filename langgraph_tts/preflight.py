@@ -1,24 +1,31 @@
 """Fast checks that the configured servers are up and serve the configured models.
 
 A dead server would otherwise cost a run its full retry schedule before failing; here it fails
-in about a second with the URL and the command that would start it.
+in about a second with the URL and the command that would start it. A policy whose
+`max_model_len` is below the run's largest `max_tokens` is named in a warning: the client will
+cap those requests to the window.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from .clients._http import Backoff, HTTPClient, Role
+from .clients.policy import model_len_of
 from .errors import ConfigError
+from .serving import RECIPE_PROMPT_ROOM
 
-__all__ = ["check_servers"]
+__all__ = ["check_servers", "largest_max_tokens", "window_warning"]
+
+logger = logging.getLogger(__name__)
 
 PREFLIGHT_TIMEOUT_S = 5.0
 PREFLIGHT_CONNECT_TIMEOUT_S = 2.0
 PREFLIGHT_BACKOFF = Backoff(initial_s=0.2, max_s=0.2, retry_after_cap_s=1.0)
 
 
-async def _served_models(base: str, role: Role, api_key: str | None) -> list[str]:
+async def _served_models(base: str, role: Role, api_key: str | None) -> dict[str, Any]:
     """`GET {base}/models` with one quick retry; the HTTP core maps failures to our errors."""
     client = HTTPClient(
         base,
@@ -31,13 +38,40 @@ async def _served_models(base: str, role: Role, api_key: str | None) -> list[str
         backoff=PREFLIGHT_BACKOFF,
     )
     try:
-        data = await client.get("/models")
+        return await client.get("/models")
     finally:
         await client.aclose()
+
+
+def _ids(data: dict[str, Any]) -> list[str]:
     models = data.get("data")
     if not isinstance(models, list):
         return []
     return [str(m["id"]) for m in models if isinstance(m, dict) and "id" in m]
+
+
+def largest_max_tokens(ctx: Any) -> tuple[int, str]:
+    """The largest `max_tokens` the run may send the policy, and the setting that sets it."""
+    options = [(ctx.max_total_tokens, "max_total_tokens")]
+    if ctx.strategy == "scale":
+        options += [
+            (ctx.system1_max_tokens, "system1_max_tokens"),
+            (ctx.system2_max_tokens, "system2_max_tokens"),
+        ]
+    return max(options)
+
+
+def window_warning(ctx: Any, model: str, url: str, max_model_len: int | None) -> str:
+    """What to tell the user when the policy's window is below the run's `max_tokens` ("" when
+    it is not, or the server does not say)."""
+    largest, setting = largest_max_tokens(ctx)
+    if max_model_len is None or largest <= max_model_len:
+        return ""
+    return (
+        f"the policy server at {url} serves {model} with max_model_len={max_model_len}: "
+        f"requests for {setting}={largest} tokens will be capped to {max_model_len} (start it "
+        f"with --max-model-len {largest + RECIPE_PROMPT_ROOM}, or lower {setting})"
+    )
 
 
 def _require(model: str, served: list[str], url: str, role: str) -> None:
@@ -73,5 +107,8 @@ async def check_servers(ctx: Any) -> None:
             if url or model:
                 checks.append((url or ctx.base_url, model or ctx.model, "policy"))
     for base, model, role in dict.fromkeys(checks):
-        served = await _served_models(base, role, ctx.api_key)
-        _require(model, served, base.removesuffix("/v1") if role == "prm" else base, role)
+        data = await _served_models(base, role, ctx.api_key)
+        _require(model, _ids(data), base.removesuffix("/v1") if role == "prm" else base, role)
+        warning = window_warning(ctx, model, base, model_len_of(data, model))
+        if role == "policy" and warning:
+            logger.warning(warning)

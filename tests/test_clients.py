@@ -1,5 +1,6 @@
-"""Unit tests of the model clients. No sockets: every HTTP exchange goes through
-`httpx.MockTransport` (or `httpx2.MockTransport` for langchain-openai)."""
+"""Unit tests of the model clients. Requests take the production path (aiohttp) to a loopback
+test server (`loopback.LoopbackServer`); `httpx` objects only carry the handlers' data
+(langchain-openai's own client is tested with `httpx2.MockTransport`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from loopback import LoopbackServer, refusing_transport
 
 from langgraph_tts.clients import (
     Backoff,
@@ -33,10 +35,12 @@ from langgraph_tts.clients import (
     RewardModel,
     Sample,
     SamplingParams,
+    Transport,
     aggregate,
     run_sync,
     template_for_model,
 )
+from langgraph_tts.clients._errors import ConnectFailedError, DisconnectedError, ReadTimeoutError
 from langgraph_tts.clients._http import parse_retry_after, retry_wait_s, should_retry
 from langgraph_tts.clients.policy import split_tokens
 from langgraph_tts.clients.prm import PRM_TEMPLATES
@@ -53,14 +57,18 @@ Handler = Callable[[httpx.Request, int], httpx.Response]
 
 
 class Recorder:
-    """A MockTransport handler that records requests and answers with `respond(request, k)`,
+    """A loopback server handler that records requests and answers with `respond(request, k)`,
     where k counts calls from 1."""
 
     def __init__(self, respond: Handler) -> None:
         self.respond = respond
         self.requests: list[httpx.Request] = []
+        self.models: dict[str, Any] | None = {"object": "list", "data": []}
+        """The `/v1/models` answer the policy reads `max_model_len` from (not recorded)."""
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith("/v1/models") and self.models:
+            return httpx.Response(200, json=self.models)
         self.requests.append(request)
         return self.respond(request, len(self.requests))
 
@@ -69,8 +77,8 @@ class Recorder:
         return [json.loads(r.content) for r in self.requests]
 
     @property
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self)
+    def transport(self) -> Transport:
+        return LoopbackServer(self).transport
 
 
 def chat_response(body: dict[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -287,7 +295,9 @@ async def test_list_models() -> None:
         assert request.method == "GET" and request.url.path == "/v1/models"
         return httpx.Response(200, json={"object": "list", "data": [{"id": "pol"}, {"id": "b"}]})
 
-    assert await make_policy(Recorder(respond)).list_models() == ["pol", "b"]
+    rec = Recorder(respond)
+    rec.models = None
+    assert await make_policy(rec).list_models() == ["pol", "b"]
 
 
 # -- retries and errors -----------------------------------------------------------------------
@@ -337,9 +347,9 @@ def test_retry_after_parsing() -> None:
 
 
 def test_should_retry_classification() -> None:
-    req = httpx.Request("POST", "http://x")
-    assert should_retry(httpx.ConnectError("refused", request=req))
-    assert should_retry(httpx.ReadTimeout("slow", request=req))
+    assert should_retry(ConnectFailedError("refused"))
+    assert should_retry(ReadTimeoutError("slow"))
+    assert should_retry(DisconnectedError("closed"))
     assert not should_retry(ServerError("bad request", url="http://x", status=400))
     assert not should_retry(ValueError("x"))
 
@@ -390,26 +400,22 @@ async def test_retries_exhausted_on_503() -> None:
 
 
 async def test_connect_error_names_url_and_vllm_command() -> None:
-    def refuse(request: httpx.Request, k: int) -> httpx.Response:
-        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
-
-    rec = Recorder(refuse)
+    policy = ChatPolicy(
+        BASE, "pol", transport=refusing_transport(), backoff=FAST, max_retries=2, max_model_len=99
+    )
     with pytest.raises(ServerUnavailableError) as info:
-        await make_policy(rec, max_retries=2).generate(USER)
+        await policy.generate(USER)
     msg = str(info.value)
-    assert len(rec.requests) == 3
+    assert "3 attempts" in msg
     assert f"{BASE}/chat/completions" in msg and "vllm serve" in msg and "--port 8000" in msg
-    assert "Connection refused" in msg
+    assert "Connect call failed" in msg or "refused" in msg.lower()
 
 
 async def test_prm_connect_error_hints_pooling_runner() -> None:
-    def refuse(request: httpx.Request, k: int) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
     prm = PoolingPRM(
         PRM_URL,
         "Qwen/Qwen2.5-Math-PRM-7B",
-        transport=Recorder(refuse).transport,
+        transport=refusing_transport(),
         backoff=FAST,
         max_retries=0,
     )
@@ -457,7 +463,8 @@ async def test_concurrency_bounded_by_semaphore() -> None:
         in_flight -= 1
         return httpx.Response(200, json=chat_response(json.loads(request.content)))
 
-    policy = ChatPolicy(BASE, "pol", transport=httpx.MockTransport(respond), max_concurrency=3)
+    transport = LoopbackServer(respond).transport
+    policy = ChatPolicy(BASE, "pol", transport=transport, max_concurrency=3, max_model_len=4096)
     gens = await asyncio.gather(*(policy.generate(USER) for _ in range(12)))
     assert len(gens) == 12 and peak == 3
 
@@ -565,6 +572,7 @@ async def test_prm_batched_body_is_one_request_with_exact_template() -> None:
         "model": QWEN_PRM,
         "input": [expected_first, PRM_TEMPLATES["qwen2.5"]("What is 1+1?", ["It is 2"])],
         "task": "token_classify",
+        "add_special_tokens": False,
     }
     assert scores.step_scores == [[0.9, 0.8], [0.9]]
     assert scores.source == "prm"
@@ -587,7 +595,9 @@ async def test_prm_unbatched_body_per_candidate() -> None:
             {"role": "assistant", "content": "a<extra_0>b<extra_0>"},
         ],
         "task": "token_classify",
+        "add_special_tokens": False,
         "truncate_prompt_tokens": 4000,
+        "truncation_side": "left",
     }
     assert [len(s) for s in scores.step_scores] == [2, 1, 3]
     assert scores.usage.requests == 3 and scores.usage.prompt_tokens == 120
@@ -750,7 +760,14 @@ async def test_openai_embedder_body_order_and_usage() -> None:
     rec = Recorder(respond)
     emb = OpenAIEmbedder(BASE, "e", transport=rec.transport)
     out = await emb.embed(["a", "b", "c"])
-    assert rec.bodies == [{"model": "e", "input": ["a", "b", "c"], "encoding_format": "base64"}]
+    assert rec.bodies == [
+        {
+            "model": "e",
+            "input": ["a", "b", "c"],
+            "encoding_format": "base64",
+            "endianness": "little",
+        }
+    ]
     assert rec.requests[0].url == f"{BASE}/embeddings"
     assert out.vectors == [[0.0, 1.0], [1.0, 1.0], [2.0, 1.0]]
     assert (out.usage.requests, out.usage.prompt_tokens) == (1, 9)

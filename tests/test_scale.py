@@ -717,7 +717,7 @@ class ConstantPRM:
 
 def test_search_settings_take_system2_settings() -> None:
     c = ctx(system2_strategy="beam", system2_budget=6, system2_model="big", system2_max_tokens=900)
-    s = SearchContext(**search_settings(c, 0))
+    s = SearchContext(**search_settings(c, "p", 0))
     assert (s.strategy, s.budget, s.model, s.temperature, s.top_p) == ("beam", 6, "big", 0.6, 0.95)
     assert s.max_total_tokens == 900 and s.max_step_tokens == 256
 
@@ -836,4 +836,4 @@ async def test_flops_use_each_systems_parameter_count() -> None:
     assert policy_delta(ctx, gen, "system2")["flops"] == 2 * 32e9 * 100
     assert policy_delta(ctx, gen, "system1")["flops"] == 2 * 1e9 * 100
     assert policy_delta(ctx, gen)["flops"] == 2 * 1e9 * 100
-    assert search_settings(ctx, 0)["policy_params_b"] == 32.0
+    assert search_settings(ctx, "p", 0)["policy_params_b"] == 32.0

@@ -12,6 +12,7 @@ from langgraph_tts.clients._http import (
     DEFAULT_TIMEOUT_S,
     Backoff,
     HTTPClient,
+    Transport,
     run_sync,
 )
 from langgraph_tts.clients.chat_model import ChatModelPolicy
@@ -56,6 +57,7 @@ __all__ = [
     "Sample",
     "SamplingParams",
     "Scores",
+    "Transport",
     "Usage",
     "aggregate",
     "run_sync",

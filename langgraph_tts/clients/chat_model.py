@@ -19,16 +19,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from langgraph_tts.clients._http import DEFAULT_MAX_CONCURRENCY, LoopLocal
-from langgraph_tts.clients.policy import check_messages, split_tokens
+from langgraph_tts.clients.policy import RETRIED_FINISH_REASONS, check_messages, split_tokens
 from langgraph_tts.clients.types import ChatMessage, Generation, Sample, SamplingParams, Usage
 from langgraph_tts.errors import ServerError
+from langgraph_tts.serving import cap_max_tokens
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import BaseMessage
     from langchain_core.outputs import ChatGeneration, LLMResult
 
-__all__ = ["ChatModelPolicy"]
+__all__ = ["ABORT_ATTEMPTS", "ChatModelPolicy"]
+
+ABORT_ATTEMPTS = 3
+"""Requests sent for one `generate` while vLLM answers with `finish_reason: "abort"`/`"error"`
+(the HTTP retries of ChatOpenAI itself only cover failed statuses)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,8 @@ class ChatModelPolicy:
         name: The model name recorded as `self.model`; defaults to the chat model's
             `model_name`/`model` attribute.
         max_concurrency: Requests in flight at once (per event loop).
+        max_model_len: The server's context window; every `max_tokens` is capped to it (vLLM
+            answers 400 to a larger one). Not read from the server here: `ChatPolicy` does.
 
     A model passed in directly is used as is; if its async HTTP client binds to the first event
     loop (ChatOpenAI's default client does), use it from one loop only. `from_openai` builds a
@@ -71,12 +78,14 @@ class ChatModelPolicy:
         *,
         name: str | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_model_len: int | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         self.chat_model = model
         self.model: str = name or _model_name(model)
         self.max_concurrency = max_concurrency
+        self.max_model_len = max_model_len
         self._loop_factory: Callable[[], _LoopModel] = self._shared_model
         self._per_loop: LoopLocal[_LoopModel] = LoopLocal(
             lambda: self._loop_factory(), _close_loop_model
@@ -90,6 +99,7 @@ class ChatModelPolicy:
         *,
         api_key: str | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_model_len: int | None = None,
         **kwargs: Any,
     ) -> ChatModelPolicy:
         """A `ChatOpenAI` pointed at an OpenAI-compatible server (vLLM, the simulator).
@@ -104,6 +114,7 @@ class ChatModelPolicy:
             model: The served model name.
             api_key: The server's API key; vLLM without `--api-key` accepts any, so "EMPTY".
             max_concurrency: Requests in flight at once (per event loop).
+            max_model_len: The server's context window, to cap `max_tokens` (see the class).
             **kwargs: Further `ChatOpenAI` settings (`timeout`, `max_retries`, `http_client`...).
         """
         from langchain_openai import ChatOpenAI  # lazy: keeps `import langgraph_tts` fast
@@ -115,7 +126,12 @@ class ChatModelPolicy:
             "api_key": SecretStr(api_key or "EMPTY"),
             **kwargs,
         }
-        policy = cls(ChatOpenAI(**settings), name=model, max_concurrency=max_concurrency)
+        policy = cls(
+            ChatOpenAI(**settings),
+            name=model,
+            max_concurrency=max_concurrency,
+            max_model_len=max_model_len,
+        )
         if "http_async_client" not in kwargs:
 
             def per_loop() -> _LoopModel:
@@ -144,9 +160,16 @@ class ChatModelPolicy:
         params = params or SamplingParams()
         lc_messages, kwargs = self._prepare(messages, n, params, continue_final_message)
         entry = await self._per_loop.get()
-        async with entry.semaphore:
-            result = await entry.chat_model.agenerate([lc_messages], **kwargs)
-        return self._parse(result, n, params)
+        for _ in range(ABORT_ATTEMPTS):
+            async with entry.semaphore:
+                result = await entry.chat_model.agenerate([lc_messages], **kwargs)
+            if not _dropped(result):
+                return self._parse(result, n, params)
+        raise ServerError(
+            f"chat model {self.model!r} aborted the request {ABORT_ATTEMPTS} times "
+            f"(finish_reason {', '.join(sorted(_dropped(result)))})",
+            url=str(getattr(self.chat_model, "openai_api_base", None) or self.model),
+        )
 
     def generate_sync(
         self,
@@ -159,8 +182,14 @@ class ChatModelPolicy:
         """Blocking `generate` through the chat model's own sync path (no event loop needed)."""
         params = params or SamplingParams()
         lc_messages, kwargs = self._prepare(messages, n, params, continue_final_message)
-        result = self.chat_model.generate([lc_messages], **kwargs)
-        return self._parse(result, n, params)
+        for _ in range(ABORT_ATTEMPTS):
+            result = self.chat_model.generate([lc_messages], **kwargs)
+            if not _dropped(result):
+                return self._parse(result, n, params)
+        raise ServerError(
+            f"chat model {self.model!r} aborted the request {ABORT_ATTEMPTS} times",
+            url=str(getattr(self.chat_model, "openai_api_base", None) or self.model),
+        )
 
     async def aclose(self) -> None:
         """Close the running loop's HTTP client, if this policy made one (`from_openai`)."""
@@ -181,10 +210,13 @@ class ChatModelPolicy:
         """LangChain messages and the `agenerate` keyword arguments for one request."""
         check_messages(messages, n, continue_final_message)
         kwargs: dict[str, Any] = {"n": n}
-        for key in ("temperature", "top_p", "max_tokens"):
+        for key in ("temperature", "top_p"):
             value = getattr(params, key)
             if value is not None:
                 kwargs[key] = value
+        max_tokens = cap_max_tokens(params.max_tokens, self.max_model_len)
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
         if params.stop:
             kwargs["stop"] = list(params.stop)
         if params.logprobs:
@@ -246,6 +278,15 @@ class ChatModelPolicy:
             )
         usage = Usage(requests=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
         return Generation(samples=samples, usage=usage)
+
+
+def _dropped(result: LLMResult) -> set[str]:
+    """The retried finish reasons (`"abort"`, `"error"`) among the result's choices."""
+    reasons = set()
+    for gen in result.generations[0] if result.generations else []:
+        info = gen.generation_info or {}
+        reasons.add(str(info.get("finish_reason")))
+    return reasons & RETRIED_FINISH_REASONS
 
 
 def infer_stop_reason(text: str, finish_reason: str | None, params: SamplingParams) -> str | None:

@@ -32,7 +32,11 @@ from langgraph_tts.clients._http import (
 from langgraph_tts.clients.types import Embeddings, Usage
 from langgraph_tts.errors import ConfigError, ServerError
 
-__all__ = ["HashingEmbedder", "LocalEmbedder", "OpenAIEmbedder"]
+__all__ = ["BASE64_FIELDS", "HashingEmbedder", "LocalEmbedder", "OpenAIEmbedder"]
+
+BASE64_FIELDS = {"encoding_format": "base64", "endianness": "little"}
+"""Base64 vectors as little-endian float32, the byte order `_vector` decodes: vLLM's default
+`endianness` is the server's native order ("native")."""
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ class OpenAIEmbedder(ServedModel):
         timeout_s: Read timeout of one attempt.
         connect_timeout_s: Connect timeout of one attempt.
         max_retries: Attempts after the first on connection errors, 408, 429 and 5xx.
-        transport: httpx transport override, for tests.
+        transport: The aiohttp transport; tests pass one that resolves hosts to a loopback server.
         backoff: Wait settings between attempts.
     """
 
@@ -88,7 +92,7 @@ class OpenAIEmbedder(ServedModel):
         body: dict[str, Any] = {"model": self.model, "input": texts}
         if self._base64:
             try:
-                return await self._http.post("/embeddings", {**body, "encoding_format": "base64"})
+                return await self._http.post("/embeddings", {**body, **BASE64_FIELDS})
             except ServerError as err:
                 if err.status not in (400, 422):
                     raise

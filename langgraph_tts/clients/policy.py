@@ -7,18 +7,36 @@ per-choice token counts; both are vLLM extras that this client reads straight fr
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from langgraph_tts.clients._http import (
+    LoopLocal,
+    RetryableReply,
     ServedModel,
     run_sync,
 )
 from langgraph_tts.clients.types import ChatMessage, Generation, Sample, SamplingParams, Usage
-from langgraph_tts.errors import ServerError
+from langgraph_tts.errors import ServerError, ServerUnavailableError
+from langgraph_tts.serving import cap_max_tokens
 
-__all__ = ["ChatPolicy", "build_chat_body", "check_messages", "parse_chat_response", "split_tokens"]
+__all__ = [
+    "RETRIED_FINISH_REASONS",
+    "ChatPolicy",
+    "build_chat_body",
+    "check_finish_reasons",
+    "check_messages",
+    "model_len_of",
+    "parse_chat_response",
+    "split_tokens",
+]
+
+RETRIED_FINISH_REASONS = frozenset({"abort", "error"})
+"""vLLM finish reasons that mean the server dropped the request (preempted, aborted, an engine
+error): the choice's text is not a step, so the whole request is sent again."""
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +54,12 @@ class ChatPolicy(ServedModel):
         timeout_s: Read timeout of one attempt; long generations need minutes.
         connect_timeout_s: Connect timeout of one attempt.
         max_retries: Attempts after the first on connection errors, 408, 429 and 5xx.
-        transport: httpx transport override, for tests (`httpx.MockTransport`).
+        transport: The aiohttp transport; tests pass one that resolves hosts to a loopback server.
         backoff: Wait settings between attempts.
+        max_model_len: The server's context window; read from `GET /v1/models` (vLLM's
+            `max_model_len`) on first use when omitted. Every request's `max_tokens` is
+            capped to it (vLLM rejects a larger one with HTTP 400), with a warning and
+            `Generation.max_tokens_cap` set when a cap applied.
 
     Example:
         ```python
@@ -51,6 +73,13 @@ class ChatPolicy(ServedModel):
     """
 
     role = "policy"
+
+    def __init__(self, url: str, model: str, *, max_model_len: int | None = None, **kw: Any):
+        super().__init__(url, model, **kw)
+        self._model_len = max_model_len
+        self._model_len_known = max_model_len is not None
+        self._model_len_lock: LoopLocal[asyncio.Lock] = LoopLocal(asyncio.Lock)
+        self._warned_cap = False
 
     @property
     def base_url(self) -> str:
@@ -85,15 +114,23 @@ class ChatPolicy(ServedModel):
             ServerError: The server failed, or returned a different number of choices.
             ServerUnavailableError: The server could not be reached.
         """
+        params = params or SamplingParams()
+        limit = await self.max_model_len()
+        capped = cap_max_tokens(params.max_tokens, limit)
+        if capped != params.max_tokens:
+            self._warn_cap(params.max_tokens, capped)
         body = build_chat_body(
             self.model,
             messages,
             n=n,
-            params=params or SamplingParams(),
+            params=dataclasses.replace(params, max_tokens=capped),
             continue_final_message=continue_final_message,
         )
-        data = await self._http.post("/chat/completions", body)
-        return parse_chat_response(data, n=n, url=self._http.url("/chat/completions"))
+        data = await self._http.post("/chat/completions", body, check=check_finish_reasons)
+        gen = parse_chat_response(data, n=n, url=self._http.url("/chat/completions"))
+        if capped == params.max_tokens:
+            return gen
+        return dataclasses.replace(gen, max_tokens_cap=limit)
 
     def generate_sync(
         self,
@@ -109,10 +146,54 @@ class ChatPolicy(ServedModel):
         )
         return run_sync(coro)
 
+    async def max_model_len(self) -> int | None:
+        """The served model's context window (`max_model_len` of its `/v1/models` card), read
+        once; `None` when the server does not say (not vLLM, or an older one)."""
+        if self._model_len_known:
+            return self._model_len
+        async with await self._model_len_lock.get():
+            if not self._model_len_known:
+                self._model_len = await self._read_model_len()
+                self._model_len_known = True
+        return self._model_len
+
+    async def _read_model_len(self) -> int | None:
+        try:
+            data = await self._http.get("/models")
+        except ServerUnavailableError:
+            raise
+        except ServerError as err:
+            logger.info("could not read max_model_len from %s/models: %s", self.base_url, err)
+            return None
+        return model_len_of(data, self.model)
+
+    def _warn_cap(self, requested: int | None, capped: int | None) -> None:
+        if not self._warned_cap:
+            self._warned_cap = True
+            logger.warning(
+                "policy server at %s serves %s with max_model_len=%s: max_tokens=%s capped to "
+                "%s (warned once; raise --max-model-len or lower the token settings)",
+                self.base_url,
+                self.model,
+                capped,
+                requested,
+                capped,
+            )
+
     async def list_models(self) -> list[str]:
         """The model names the server serves (`GET /v1/models`), to check `model` early."""
         data = await self._http.get("/models")
         return [str(m["id"]) for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
+
+
+def model_len_of(data: dict[str, Any], model: str) -> int | None:
+    """`max_model_len` of `model`'s card in a `/v1/models` response (vLLM's `ModelCard`)."""
+    cards = data.get("data")
+    for card in cards if isinstance(cards, list) else []:
+        if isinstance(card, dict) and card.get("id") == model:
+            value = card.get("max_model_len")
+            return value if isinstance(value, int) and value > 0 else None
+    return None
 
 
 def check_messages(messages: Sequence[ChatMessage], n: int, continue_final_message: bool) -> None:
@@ -164,6 +245,16 @@ def build_chat_body(
         body["add_generation_prompt"] = False
     body.update(params.extra_body)
     return body
+
+
+def check_finish_reasons(data: dict[str, Any]) -> None:
+    """Raise `RetryableReply` when a choice finished with `"abort"` or `"error"`."""
+    choices = data.get("choices")
+    for choice in choices if isinstance(choices, list) else []:
+        reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+        if reason in RETRIED_FINISH_REASONS:
+            index = choice.get("index", "?")
+            raise RetryableReply(f"choice {index} finished with finish_reason={reason!r}")
 
 
 def parse_chat_response(data: dict[str, Any], *, n: int, url: str) -> Generation:

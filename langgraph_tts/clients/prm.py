@@ -12,17 +12,22 @@ Two request shapes (both documented by vLLM):
   chat-templated step PRM but costs one request per candidate.
 
 With `batch="auto"` the batched form is used when the model's template is known, and a server
-that rejects it with HTTP 400 is remembered and sent unbatched requests from then on.
+that rejects the form itself with HTTP 400/422 is remembered and sent unbatched requests from
+then on; a 400 about one input's length is raised as it is (it says nothing of the form).
+
+Both forms send `add_special_tokens: false` (vLLM's default is true for `input` and false for
+`messages`, so only then do both tokenize alike for any PRM), and with `truncate_prompt_tokens`
+also `truncation_side: "left"`: vLLM keeps the FIRST tokens by default, while the step rows are
+aligned to the LAST steps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
-
-import httpx
 
 from langgraph_tts.clients._http import (
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -31,6 +36,7 @@ from langgraph_tts.clients._http import (
     DEFAULT_TIMEOUT_S,
     Backoff,
     ServedModel,
+    Transport,
     run_sync,
 )
 from langgraph_tts.clients.types import Scores, Usage
@@ -45,6 +51,7 @@ __all__ = [
     "BatchMode",
     "PoolingPRM",
     "aggregate",
+    "rejects_batched_form",
     "template_for_model",
 ]
 
@@ -56,6 +63,17 @@ PRM_STEP_TAG = "<extra_0>"
 BatchMode = Literal["auto", "on", "off"]
 
 _REJECTED_BATCH_STATUSES = frozenset({400, 422})
+_LENGTH_ERROR = re.compile(
+    r"maximum context length|max_model_len|too long|exceeds|truncate_prompt_tokens", re.I
+)
+"""What a 400 about an input's length says (vLLM: "This model's maximum context length is
+4096 tokens. However, your prompt contains ..."); such a 400 is not a rejection of the form."""
+
+
+def rejects_batched_form(err: ServerError) -> bool:
+    """Whether an error of a batched `/pooling` request means the server refuses the form
+    (and one request per candidate should be tried), rather than a bad input."""
+    return err.status in _REJECTED_BATCH_STATUSES and not _LENGTH_ERROR.search(str(err))
 
 
 def _qwen25_template(problem: str, steps: list[str]) -> str:
@@ -98,13 +116,13 @@ class PoolingPRM(ServedModel):
             request per candidate; `"auto"`: batched when possible, falling back on HTTP 400.
         api_key: vLLM's `--api-key`, if set.
         max_concurrency: Requests in flight at once (per event loop), for unbatched scoring.
-        truncate_prompt_tokens: Sent to vLLM, which then keeps only the last k prompt tokens;
-            early steps may then lose their rows (see `score`).
+        truncate_prompt_tokens: Sent to vLLM with `truncation_side: "left"`, so it keeps only
+            the last k prompt tokens; early steps may then lose their rows (see `score`).
         template: A `PRM_TEMPLATES` key overriding the one derived from `model`.
         timeout_s: Read timeout of one attempt.
         connect_timeout_s: Connect timeout of one attempt.
         max_retries: Attempts after the first on connection errors, 408, 429 and 5xx.
-        transport: httpx transport override, for tests.
+        transport: The aiohttp transport; tests pass one that resolves hosts to a loopback server.
         backoff: Wait settings between attempts.
     """
 
@@ -123,7 +141,7 @@ class PoolingPRM(ServedModel):
         timeout_s: float = DEFAULT_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         backoff: Backoff | None = None,
     ) -> None:
         if batch not in ("auto", "on", "off"):
@@ -189,7 +207,7 @@ class PoolingPRM(ServedModel):
             try:
                 return await self._score_batched(problem, candidates)
             except ServerError as err:
-                if self.batch != "auto" or err.status not in _REJECTED_BATCH_STATUSES:
+                if self.batch != "auto" or not rejects_batched_form(err):
                     raise
                 self._batched = False
                 logger.warning(
@@ -207,9 +225,15 @@ class PoolingPRM(ServedModel):
     # -- internals --------------------------------------------------------------------------
 
     def _body(self, **fields: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, **fields, "task": "token_classify"}
+        body: dict[str, Any] = {
+            "model": self.model,
+            **fields,
+            "task": "token_classify",
+            "add_special_tokens": False,
+        }
         if self.truncate_prompt_tokens is not None:
             body["truncate_prompt_tokens"] = self.truncate_prompt_tokens
+            body["truncation_side"] = "left"
         return body
 
     async def _score_batched(self, problem: str, candidates: list[list[str]]) -> Scores:

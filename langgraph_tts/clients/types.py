@@ -75,10 +75,13 @@ class SamplingParams:
 class Sample:
     """One choice of a chat completion.
 
-    `finish_reason` is vLLM's `"stop"` (EOS or a stop string matched) or `"length"` (cut at
-    `max_tokens`); `stop_reason` is the matched stop string or stop token id, and `None` when
-    the model emitted EOS or was cut. A step ended at the delimiter iff
-    `finish_reason == "stop" and stop_reason is not None`.
+    `finish_reason` is vLLM's `"stop"` (EOS, a stop token id or a stop string matched) or
+    `"length"` (cut at `max_tokens`); `stop_reason` is the matched stop STRING, the matched
+    stop token ID (an `int`: vLLM adds the generation config's EOS ids that are not the
+    tokenizer's EOS to `stop_token_ids`, e.g. 151643 `<|endoftext|>` for Qwen2.5), or `None`
+    for the tokenizer's EOS and for a cut. Only a stop string (the clients send the step
+    delimiter as the only one) ends a step: `finish_reason == "stop"` with a `str`
+    `stop_reason`. Any other `"stop"` ends the solution.
     """
 
     text: str
@@ -88,19 +91,20 @@ class Sample:
     """Completion tokens of this choice: exact when the server returns `token_ids`
     (vLLM's `return_token_ids`), otherwise the request's usage split by text length."""
     reasoning: str | None = None
-    """`reasoning_content` / `reasoning` of thinking models served with a reasoning parser."""
+    """`reasoning` (vLLM >= 0.10) / `reasoning_content` of thinking models served with a
+    reasoning parser."""
     logprobs: list[dict[str, Any]] | None = None
     """The choice's `logprobs.content` list when logprobs were requested."""
 
     @property
     def ended_step(self) -> bool:
         """The step stopped at a stop string (more steps may follow)."""
-        return self.finish_reason == "stop" and self.stop_reason is not None
+        return self.finish_reason == "stop" and isinstance(self.stop_reason, str)
 
     @property
     def ended_solution(self) -> bool:
-        """The model emitted EOS: the solution is complete."""
-        return self.finish_reason == "stop" and self.stop_reason is None
+        """The model emitted EOS or a stop token id: the solution is complete."""
+        return self.finish_reason == "stop" and not isinstance(self.stop_reason, str)
 
     @property
     def truncated(self) -> bool:
@@ -114,6 +118,9 @@ class Generation:
 
     samples: list[Sample]
     usage: Usage
+    max_tokens_cap: int | None = None
+    """The server's `max_model_len` when it was below the requested `max_tokens` and the
+    request was sent with `max_tokens` lowered to it; `None` when no cap applied."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,10 @@ async def score_difficulty(
     for attempt in range(ctx.format_retries + 1):
         attempts += 1
         params = system_params(
-            ctx, "system1", seed=derive_seed(ctx, 3, idx, attempt), max_tokens=aux_max_tokens(ctx)
+            ctx,
+            "system1",
+            seed=derive_seed(ctx, problem, 3, idx, attempt),
+            max_tokens=aux_max_tokens(ctx),
         )
         gen = await policy.generate(messages, n=1, params=params)
         spent = merge_ledgers(spent, policy_delta(ctx, gen))

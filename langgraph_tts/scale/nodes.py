@@ -246,7 +246,8 @@ class ScaleNodes:
         """Hand the current sub-problem to the System-2 search subgraph."""
         ctx = self.context(runtime, state)
         idx = state.get("current", 0)
-        return {"subproblem": _prompt(state, idx), "settings": search_settings(ctx, idx)}
+        settings = search_settings(ctx, state["problem"], idx)
+        return {"subproblem": _prompt(state, idx), "settings": settings}
 
     async def collect_search(self, state: ScaleState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Record the search's winner as the sub-problem's solution (its spend is booked)."""
@@ -281,7 +282,7 @@ class ScaleNodes:
         spent: Ledger = {}
         sample = None
         for attempt in range(SOLVE_RETRIES + 1):
-            params = system_params(ctx, mode, seed=derive_seed(ctx, 4, idx, attempt))
+            params = system_params(ctx, mode, seed=derive_seed(ctx, prompt, 4, idx, attempt))
             gen = await policy.generate(messages, n=1, params=params)
             spent = merge_ledgers(spent, policy_delta(ctx, gen, mode))
             sample = gen.samples[0]

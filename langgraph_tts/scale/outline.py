@@ -44,7 +44,7 @@ async def sample_outline(
     attempts = 0
     for attempt in range(ctx.format_retries + 1):
         attempts += 1
-        params = system_params(ctx, "system1", seed=derive_seed(ctx, 1, version, attempt))
+        params = system_params(ctx, "system1", seed=derive_seed(ctx, problem, 1, version, attempt))
         gen = await policy.generate(messages, n=1, params=params)
         ledger = merge_ledgers(ledger, policy_delta(ctx, gen))
         try:
@@ -123,7 +123,10 @@ async def select_outline(
     reply = ""
     for attempt in range(ctx.format_retries + 1):
         params = system_params(
-            ctx, "system1", seed=derive_seed(ctx, 2, attempt), max_tokens=aux_max_tokens(ctx)
+            ctx,
+            "system1",
+            seed=derive_seed(ctx, problem, 2, attempt),
+            max_tokens=aux_max_tokens(ctx),
         )
         gen = await policy.generate(messages, n=1, params=params)
         ledger = merge_ledgers(ledger, policy_delta(ctx, gen))

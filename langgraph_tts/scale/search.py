@@ -32,8 +32,8 @@ def search_thinking(ctx: Any) -> bool | None:
     return thinking
 
 
-def search_settings(ctx: Any, index: int) -> dict[str, Any]:
-    """The search subgraph's per-call settings for sub-problem `index`."""
+def search_settings(ctx: Any, problem: str, index: int) -> dict[str, Any]:
+    """The search subgraph's per-call settings for sub-problem `index` of `problem`."""
     out: dict[str, Any] = {
         "strategy": ctx.system2_strategy,
         "budget": ctx.system2_budget,
@@ -44,7 +44,7 @@ def search_settings(ctx: Any, index: int) -> dict[str, Any]:
         "max_total_tokens": ctx.system2_max_tokens,
         "max_step_tokens": min(ctx.max_step_tokens, ctx.system2_max_tokens),
         "policy_params_b": params_b(ctx, "system2"),
-        "seed": derive_seed(ctx, 5, index),
+        "seed": derive_seed(ctx, problem, 5, index),
     }
     if ctx.system2_base_url:
         out["base_url"] = ctx.system2_base_url

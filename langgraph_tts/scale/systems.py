@@ -14,6 +14,7 @@ from typing import Any
 from ..clients.types import Generation, Policy, SamplingParams
 from ..ledger import Ledger, add_flops
 from ..resources import chat_policy
+from ..seeds import request_seed
 from .state import Mode
 
 __all__ = [
@@ -85,14 +86,9 @@ def aux_max_tokens(ctx: Any) -> int:
     return ctx.system1_max_tokens if ctx.system1_thinking else AUX_MAX_TOKENS
 
 
-def derive_seed(ctx: Any, *parts: int) -> int | None:
-    """A distinct, reproducible seed per request when the run has a seed; else None."""
-    if ctx.seed is None:
-        return None
-    value = ctx.seed
-    for part in parts:
-        value = (value * 1_000_003 + part) % (2**31 - 1)
-    return value
+def derive_seed(ctx: Any, problem: str, *parts: int) -> int | None:
+    """A distinct, reproducible seed per request and problem when the run has a seed."""
+    return request_seed(ctx.seed, problem, "scale", *parts)
 
 
 def params_b(ctx: Any, mode: str = "system1") -> float | None:

@@ -24,6 +24,7 @@ from ..ledger import Ledger, add_flops, empty_ledger, merge_ledgers
 from ..prompts import POLICY_SYSTEM_PROMPT, STEP_DELIMITER
 from ..resources import Clients, resolve_clients
 from ..scores import aggregate
+from ..seeds import request_seed
 from ..settings import overlay
 from ..state import SearchState, TreeNode, count_by_id, path_text
 from ..strategies import Frontier, Strategy, get_strategy
@@ -213,7 +214,7 @@ class SearchNodes:
                 temperature=ctx.temperature,
                 top_p=ctx.top_p,
                 top_k=ctx.top_k,
-                seed=None if ctx.seed is None else ctx.seed + 7919 * it + nid,
+                seed=request_seed(ctx.seed, state["question"], it, nid, n=copies),
                 max_tokens=max_tokens,
                 stop=None if last else (STEP_DELIMITER,),
                 chat_template_kwargs=thinking,

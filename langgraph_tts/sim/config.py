@@ -45,6 +45,13 @@ class SimConfig(BaseModel):
     ramble_rate: float = 0.03
     """Probability that a step rambles far past 256 tokens (so a per-step cap cuts it)."""
     embed_dim: int = 256
+    max_model_len: int = 32768
+    """Context window the models report in `/v1/models` and enforce as vLLM 0.32 does: 400 for
+    `max_tokens` above it or a prompt that fills it, `max_tokens` lowered to what the prompt
+    leaves otherwise."""
+    eos_id_share: float = 0.25
+    """Share of solutions that end at a generation-config EOS id (`stop_reason: 151643`, as
+    Qwen2.5 emits `<|endoftext|>`) instead of the tokenizer's EOS (`stop_reason: null`)."""
     ignore_formats: bool = False
     """SCALE requests get prose instead of JSON / numbers (exercises the fallbacks)."""
     policy_model: str = "sim-policy"
@@ -52,7 +59,13 @@ class SimConfig(BaseModel):
     embed_model: str = "sim-embed"
 
     @field_validator(
-        "fail_rate", "malformed_rate", "slow_rate", "prm_miss_rate", "prm_foresight", "ramble_rate"
+        "fail_rate",
+        "malformed_rate",
+        "slow_rate",
+        "prm_miss_rate",
+        "prm_foresight",
+        "ramble_rate",
+        "eos_id_share",
     )
     @classmethod
     def _probability(cls, v: float | None, info: ValidationInfo) -> float | None:
@@ -79,6 +92,13 @@ class SimConfig(BaseModel):
     def _dim(cls, v: int) -> int:
         if not 8 <= v <= 8192:
             raise ValueError(f"embed_dim must be between 8 and 8192, got {v}")
+        return v
+
+    @field_validator("max_model_len")
+    @classmethod
+    def _window(cls, v: int) -> int:
+        if not 256 <= v <= 1 << 20:
+            raise ValueError(f"max_model_len must be between 256 and 1048576, got {v}")
         return v
 
     @field_validator("policy_model", "prm_model", "embed_model")

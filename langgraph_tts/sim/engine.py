@@ -11,6 +11,7 @@ import functools
 import math
 import multiprocessing
 import random
+import sys
 import threading
 import time
 from collections import Counter
@@ -24,10 +25,10 @@ import numpy as np
 from langgraph_tts.sim.config import SimConfig
 from langgraph_tts.sim.embed import embed_text
 from langgraph_tts.sim.protocol import (
-    MAX_MODEL_LEN,
     Message,
     SimRequestError,
     cached_count_tokens,
+    context_error,
     get_bool,
     get_int,
     get_messages,
@@ -163,6 +164,34 @@ def _tagged_tokens(text: str) -> int:
     return sum(cached_count_tokens(seg) for seg in segments) + _TAG_TOKENS * (len(segments) - 1)
 
 
+def _truncate_rows(
+    rows: list[list[float]], n_tokens: int, limit: int, side: str
+) -> list[list[float]]:
+    """The step rows left when an input of `n_tokens` keeps `limit` tokens: vLLM's "right"
+    keeps the FIRST tokens (so the last steps lose their rows), "left" the last ones; "strict"
+    (no `truncate_prompt_tokens`) refuses an input longer than the window."""
+    if n_tokens <= limit:
+        return rows
+    if side == "strict":
+        raise context_error(limit, n_tokens)
+    keep = len(rows) * limit // n_tokens
+    if keep == 0:
+        return []
+    return rows[-keep:] if side == "left" else rows[:keep]
+
+
+def _byte_order(endianness: Any) -> str:
+    """numpy's byte-order mark for vLLM's `endianness` ("native", the default, is the
+    server's own order)."""
+    if endianness is None or endianness == "native":
+        return "<" if sys.byteorder == "little" else ">"
+    if endianness in ("little", "big"):
+        return "<" if endianness == "little" else ">"
+    raise SimRequestError(
+        400, f"endianness: must be 'native', 'big' or 'little', got {endianness!r}", "endianness"
+    )
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
@@ -245,7 +274,7 @@ class SimEngine:
                 "owned_by": "vllm",
                 "root": name,
                 "parent": None,
-                "max_model_len": MAX_MODEL_LEN,
+                "max_model_len": cfg.max_model_len,
                 "permission": [],
             }
             for name in names
@@ -284,7 +313,7 @@ class SimEngine:
             )
         cont = cont and messages[-1].role == "assistant"
         n_prompt = prompt_tokens(messages)
-        req = parse_generation(body, n_prompt, chat=True)
+        req = parse_generation(body, n_prompt, chat=True, max_model_len=self.config.max_model_len)
         task, choices = self.generate(messages, cont, req)
         completion = sum(c.tokens for c in choices)
         payload: dict[str, Any] = {
@@ -325,7 +354,9 @@ class SimEngine:
             )
         counts = [cached_count_tokens(p) for p in prompts]
         n_prompt = sum(counts)
-        req = parse_generation(body, max(counts), chat=False)
+        req = parse_generation(
+            body, max(counts), chat=False, max_model_len=self.config.max_model_len
+        )
         echo = get_bool(body, "echo", False)
         choices_json: list[dict[str, Any]] = []
         kinds: Counter[str] = Counter()
@@ -403,17 +434,20 @@ class SimEngine:
                 f"Task {task!r} is not supported by this model; supported tasks: "
                 '[\'token_classify\']. Send "task": "token_classify".',
             )
+        limit, side = self._truncation(body)
         data: list[dict[str, Any]] = []
         n_tokens = 0
         for index, (problem_text, answer, rendered) in enumerate(self._pooling_items(body)):
             problem = self.problem(problem_text)
-            n_tokens += _tagged_tokens(rendered)
+            item_tokens = _tagged_tokens(rendered)
             segments = answer.split(STEP_TAG)[: answer.count(STEP_TAG)]
             rows, prefix = [], ""
             for seg in segments:
                 prefix += seg + "\n\n"
                 p = self.prm_score(problem, prefix)
                 rows.append([1.0 - p, p])
+            rows = _truncate_rows(rows, item_tokens, limit, side)
+            n_tokens += min(item_tokens, limit)
             data.append({"index": index, "object": "pooling", "data": rows})
         payload = {
             "id": new_id("pool"),
@@ -424,6 +458,23 @@ class SimEngine:
             "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens, "completion_tokens": 0},
         }
         return Outcome(payload, {"prm_items": len(data), "prm_tokens": n_tokens})
+
+    def _truncation(self, body: Mapping[str, Any]) -> tuple[int, str]:
+        """(tokens kept, side) of a pooling request, validated as vLLM 0.32 does; without
+        `truncate_prompt_tokens` the limit is the window and a longer input is a 400."""
+        window = self.config.max_model_len
+        side = body.get("truncation_side") or "right"
+        if side not in ("left", "right"):
+            raise SimRequestError(400, "`truncation_side` must be either 'left' or 'right'.")
+        k = get_int(body, "truncate_prompt_tokens", None, lo=-1)
+        if k is not None and k > window:
+            raise SimRequestError(
+                400,
+                f"truncate_prompt_tokens={k} cannot be greater than max_model_len = {window}. "
+                "Please request a smaller truncation size.",
+                "truncate_prompt_tokens",
+            )
+        return (window if k in (None, -1) else k), ("strict" if k is None else side)
 
     # --- embeddings ----------------------------------------------------------------------
 
@@ -441,6 +492,7 @@ class SimEngine:
         fmt = body.get("encoding_format") or "float"
         if fmt not in ("float", "base64"):
             raise SimRequestError(400, f"encoding_format: must be 'float' or 'base64', got {fmt!r}")
+        order = _byte_order(body.get("endianness"))
         dim = self.config.embed_dim
         dims = get_int(body, "dimensions", None, lo=1)
         if dims is not None and dims != dim:
@@ -453,7 +505,7 @@ class SimEngine:
         for i, text in enumerate(texts):
             vec = embed_text(text, dim=dim, seed=self.config.seed)
             emb: Any = (
-                base64.b64encode(vec.astype("<f4").tobytes()).decode("ascii")
+                base64.b64encode(vec.astype(f"{order}f4").tobytes()).decode("ascii")
                 if fmt == "base64"
                 else vec.tolist()
             )

@@ -17,10 +17,12 @@ from typing import Any
 from langgraph_tts.sim.world import count_tokens
 
 __all__ = [
+    "GENERATION_EOS_ID",
     "MAX_MODEL_LEN",
     "Message",
     "SimRequestError",
     "cached_count_tokens",
+    "context_error",
     "get_bool",
     "get_float",
     "get_int",
@@ -35,7 +37,10 @@ __all__ = [
 ]
 
 MAX_MODEL_LEN = 32768
-"""Context length the simulated models report and enforce."""
+"""Default context length the simulated models report and enforce (`SimConfig.max_model_len`)."""
+GENERATION_EOS_ID = 151643
+"""Qwen2.5's `<|endoftext|>`: in its generation config's `eos_token_id` but not the tokenizer's
+EOS, so vLLM adds it to `stop_token_ids` and reports it as an integer `stop_reason`."""
 _VOCAB = 151643
 _CHUNK_SEP = "\n\n"
 _PIECE_RE = re.compile(r"\s*(?:\w+|[^\w\s])")
@@ -46,17 +51,28 @@ _ERROR_TYPES = {400: "BadRequestError", 404: "NotFoundError", 500: "InternalServ
 class SimRequestError(Exception):
     """A request the simulated server refuses, carried as vLLM's error body."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.param = param
 
     def body(self) -> dict[str, Any]:
         """vLLM's JSON error body (`{"error": {...}}`)."""
         err_type = _ERROR_TYPES.get(self.status, "BadRequestError")
-        return {
-            "error": {"message": self.message, "type": err_type, "param": None, "code": self.status}
-        }
+        error = {"message": self.message, "type": err_type, "param": self.param}
+        return {"error": {**error, "code": self.status}}
+
+
+def context_error(max_model_len: int, n_prompt: int) -> SimRequestError:
+    """vLLM 0.32's 400 for a prompt that leaves no room in the context window."""
+    return SimRequestError(
+        400,
+        f"This model's maximum context length is {max_model_len} tokens. However, your "
+        f"prompt contains {n_prompt} input tokens, which exceeds this limit even without any "
+        "output tokens. Please reduce the length of the input prompt.",
+        "input_tokens",
+    )
 
 
 @dataclass(frozen=True, slots=True)

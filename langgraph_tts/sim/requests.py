@@ -7,6 +7,7 @@ decompose / select / difficulty / solve); anything else is a step-by-step policy
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -17,9 +18,11 @@ from langgraph_tts import prompts
 from langgraph_tts.sim.config import SimConfig
 from langgraph_tts.sim.generation import Sampling, finish, solution_chunks
 from langgraph_tts.sim.protocol import (
+    GENERATION_EOS_ID,
     MAX_MODEL_LEN,
     Message,
     SimRequestError,
+    context_error,
     get_bool,
     get_float,
     get_int,
@@ -77,7 +80,30 @@ class GenRequest:
     return_token_ids: bool
 
 
-def parse_generation(body: Mapping[str, Any], n_prompt: int, *, chat: bool) -> GenRequest:
+def max_tokens_of(
+    body: Mapping[str, Any], n_prompt: int, *, chat: bool, max_model_len: int = MAX_MODEL_LEN
+) -> int:
+    """`max_tokens` as vLLM 0.32 settles it: 400 when the prompt fills the window or
+    `max_tokens` exceeds `max_model_len`; lowered to the room the prompt leaves otherwise."""
+    if n_prompt >= max_model_len:
+        raise context_error(max_model_len, n_prompt)
+    room = max_model_len - n_prompt
+    name = "max_completion_tokens" if chat and "max_completion_tokens" in body else "max_tokens"
+    default = room if chat else COMPLETIONS_DEFAULT_MAX_TOKENS
+    max_tokens = get_int(body, name, default, lo=1) or default
+    if max_tokens > max_model_len:
+        raise SimRequestError(
+            400,
+            f"{name}={max_tokens} cannot be greater than max_model_len={max_model_len}. "
+            "Please request fewer output tokens.",
+            name,
+        )
+    return min(max_tokens, room)
+
+
+def parse_generation(
+    body: Mapping[str, Any], n_prompt: int, *, chat: bool, max_model_len: int = MAX_MODEL_LEN
+) -> GenRequest:
     """Validate the sampling fields of `body` (400 on anything vLLM would refuse)."""
     if get_bool(body, "stream", False):
         raise SimRequestError(
@@ -97,22 +123,7 @@ def parse_generation(body: Mapping[str, Any], n_prompt: int, *, chat: bool) -> G
         min_p=get_float(body, "min_p", 0.0, lo=0.0, hi=1.0),
     )
     seed = get_int(body, "seed", None)
-    if n_prompt >= MAX_MODEL_LEN:
-        raise SimRequestError(
-            400,
-            f"This model's maximum context length is {MAX_MODEL_LEN} "
-            f"tokens. However, your request has {n_prompt} input tokens.",
-        )
-    default_max = MAX_MODEL_LEN - n_prompt if chat else COMPLETIONS_DEFAULT_MAX_TOKENS
-    max_tokens = get_int(body, "max_completion_tokens", None, lo=1) if chat else None
-    max_tokens = max_tokens or get_int(body, "max_tokens", default_max, lo=1) or default_max
-    if max_tokens > MAX_MODEL_LEN - n_prompt:
-        raise SimRequestError(
-            400,
-            f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This "
-            f"model's maximum context length is {MAX_MODEL_LEN} tokens and your request has "
-            f"{n_prompt} input tokens ({max_tokens} > {MAX_MODEL_LEN} - {n_prompt}).",
-        )
+    max_tokens = max_tokens_of(body, n_prompt, chat=chat, max_model_len=max_model_len)
     kwargs = body.get("chat_template_kwargs") or {}
     if not isinstance(kwargs, dict):
         raise SimRequestError(400, "chat_template_kwargs: must be an object")
@@ -166,7 +177,7 @@ class Choice:
 
     text: str
     finish_reason: str
-    stop_reason: str | None
+    stop_reason: str | int | None
     tokens: int
     reasoning: str | None = None
     logprobs: list[dict[str, Any]] | None = None
@@ -179,7 +190,7 @@ class Choice:
             "message": {
                 "role": "assistant",
                 "content": self.text,
-                "reasoning_content": self.reasoning,
+                "reasoning": self.reasoning,
                 "tool_calls": [],
             },
             "logprobs": None if self.logprobs is None else {"content": self.logprobs},
@@ -247,7 +258,8 @@ class Task:
                 max_tokens=req.max_tokens,
             )
             lps = None if req.logprobs is None else _text_logprobs(r.content, rng, req.logprobs)
-            return Choice(r.content, r.finish_reason, None, r.tokens, r.reasoning, lps)
+            stop = self._eos_reason(r.content, r.finish_reason, None)
+            return Choice(r.content, r.finish_reason, stop, r.tokens, r.reasoning, lps)
         if self.kind == "policy":
             chunks: Any = solution_chunks(self.problem, self.prefix, rng, sampling)
         elif self.kind == "decompose":
@@ -259,7 +271,16 @@ class Task:
         c = finish(chunks, stop=req.stop, include_stop=req.include_stop, max_tokens=req.max_tokens)
         lps = None if req.logprobs is None else _text_logprobs(c.text, rng, req.logprobs)
         hidden = c.stop_reason or "" if not req.include_stop else ""
-        return Choice(c.text, c.finish_reason, c.stop_reason, c.tokens, None, lps, hidden)
+        stop = self._eos_reason(c.text, c.finish_reason, c.stop_reason)
+        return Choice(c.text, c.finish_reason, stop, c.tokens, None, lps, hidden)
+
+    def _eos_reason(self, text: str, finish_reason: str, stop: str | None) -> str | int | None:
+        """`stop` unless the choice ended at EOS, where a share `eos_id_share` of texts (by a
+        hash of the text, so no random draw is spent) ends at the generation-config EOS id."""
+        if finish_reason != "stop" or stop is not None:
+            return stop
+        share = self.engine.config.eos_id_share
+        return GENERATION_EOS_ID if zlib.crc32(text.encode()) % 1000 < share * 1000 else None
 
     def _verify(self, rng: np.random.Generator, req: GenRequest) -> Choice:
         p_yes = min(max(self.engine.verifier_yes(self.problem, self.solution), 1e-6), 1 - 1e-6)

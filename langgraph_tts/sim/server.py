@@ -408,6 +408,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--verifier-noise", type=float, default=d.verifier_noise)
     a("--ramble-rate", type=float, default=d.ramble_rate, help="steps that run past 256 tokens")
     a("--embed-dim", type=int, default=d.embed_dim)
+    a(
+        "--max-model-len",
+        type=int,
+        default=d.max_model_len,
+        help="context window reported and enforced as vLLM does (vLLM's --max-model-len)",
+    )
+    a(
+        "--eos-id-share",
+        type=float,
+        default=d.eos_id_share,
+        help="solutions ending at stop token id 151643 (integer stop_reason)",
+    )
     a("--ignore-formats", action="store_true", help="SCALE replies in prose (tests fallbacks)")
     a("--policy-model", default=d.policy_model)
     a("--prm-model", default=d.prm_model)
