@@ -1,0 +1,217 @@
+"""Secrets: an API key given as an argument or in the environment reaches the servers' headers
+and nowhere else: not logs (DEBUG, including httpx/httpcore), stdout/stderr, results files,
+summaries, streamed events, graph state or checkpoints.
+
+The key is planted, everything the run produced is collected as text, and the key (and its
+distinctive tail) is searched for in all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import pickle
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import sim_settings
+
+from langgraph_tts import cli
+from langgraph_tts.context import ScaleContext, SearchContext
+
+pytestmark = pytest.mark.e2e
+
+ARG_KEY = "sk-PLANTED-arg-7f3c9e1d5b"
+ENV_KEY = "sk-PLANTED-env-2a8b4c6d0e"
+KEYS = (ARG_KEY, ENV_KEY)
+TAILS = ("7f3c9e1d5b", "2a8b4c6d0e")
+PROBLEM = "What is the sum of the first 10 positive odd numbers?"
+
+
+def assert_no_key(label: str, *texts: Any) -> None:
+    for text in texts:
+        blob = text if isinstance(text, str) else repr(text)
+        if isinstance(text, bytes):
+            blob = text.decode("utf-8", "replace")
+        for needle in (*KEYS, *TAILS):
+            assert needle not in blob, f"API key leaked into {label}"
+
+
+def model_flags(sim: Any) -> list[str]:
+    s = sim_settings(sim)
+    return [
+        "--base-url",
+        s["base_url"],
+        "--model",
+        s["model"],
+        "--prm-url",
+        s["prm_url"],
+        "--prm-model",
+        s["prm_model"],
+        "--embed-url",
+        s["embed_url"],
+        "--embed-model",
+        s["embed_model"],
+    ]
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "aiohttp", "langgraph_tts", "openai"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    return caplog
+
+
+def _logs(caplog: pytest.LogCaptureFixture) -> str:
+    lines = [f"{r.name} {r.levelname} {r.getMessage()} {r.args!r}" for r in caplog.records]
+    return "\n".join(lines) + caplog.text
+
+
+@pytest.mark.parametrize("source", ["argument", "environment"])
+def test_cli_solve_and_eval_never_show_the_key(
+    sim: Any,
+    tmp_path: Path,
+    source: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    debug_logs: pytest.LogCaptureFixture,
+) -> None:
+    if source == "argument":
+        key_flags = ["--api-key", ARG_KEY]
+        monkeypatch.delenv("LANGGRAPH_TTS_API_KEY", raising=False)
+    else:
+        key_flags = []
+        monkeypatch.setenv("LANGGRAPH_TTS_API_KEY", ENV_KEY)
+    flags = [*model_flags(sim), *key_flags, "--debug"]
+    assert cli.main(["solve", PROBLEM, "--strategy", "dora", "--budget", "4", *flags]) == 0
+    assert (
+        cli.main(["solve", PROBLEM, "--strategy", "rebase", "--budget", "4", "--json", *flags]) == 0
+    )
+    out_dir = tmp_path / "run"
+    code = cli.main(
+        ["eval", "--dataset", "gsm8k", "--limit", "2", "--strategy", "best_of_n",
+         "--budget", "4", "--out", str(out_dir), *flags]
+    )  # fmt: skip
+    assert code == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.splitlines()[1])["answer"] is not None  # the runs worked
+    files = {p.name: p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
+    assert {"results.jsonl", "summary.json"} <= set(files)
+    assert_no_key("stdout", captured.out)
+    assert_no_key("stderr", captured.err)
+    assert_no_key("logs", _logs(debug_logs))
+    for name, data in files.items():
+        assert_no_key(f"results file {name}", data)
+
+
+def test_cli_errors_never_show_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    debug_logs: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("LANGGRAPH_TTS_API_KEY", ENV_KEY)
+    dead = "http://127.0.0.1:9/v1"
+    assert cli.main(["solve", PROBLEM, "--base-url", dead, "--api-key", ARG_KEY]) != 0
+    assert cli.main(["solve", PROBLEM, "--set", f"budget={ARG_KEY[:2]}"]) != 0
+    assert cli.main(["solve", PROBLEM, "--set", "api_key=12"]) != 0  # wrong type for the key
+    with pytest.raises(Exception) as raised:  # --debug: the traceback a user pastes in a bug
+        cli.main(["solve", PROBLEM, "--base-url", dead, "--api-key", ARG_KEY, "--debug"])
+    tb = "".join(traceback.format_exception(raised.value))
+    captured = capsys.readouterr()
+    assert_no_key("error output", captured.out, captured.err)
+    assert_no_key("traceback", tb)
+    assert_no_key("logs", _logs(debug_logs))
+
+
+def test_contexts_hide_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANGGRAPH_TTS_API_KEY", ENV_KEY)
+    for ctx in (SearchContext(), ScaleContext(), SearchContext(api_key=ARG_KEY)):
+        assert ctx.api_key in KEYS  # it is there, for the clients ...
+        assert_no_key("context repr", repr(ctx), str(ctx))  # ... but never shown
+
+
+@pytest.mark.parametrize("graph_kind", ["search", "solve"])
+def test_graph_state_stream_and_checkpoints_never_hold_the_key(
+    sim: Any,
+    graph_kind: str,
+    monkeypatch: pytest.MonkeyPatch,
+    debug_logs: pytest.LogCaptureFixture,
+) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from langgraph_tts.search.graph import create_search_graph
+    from langgraph_tts.solve import create_solve_graph
+
+    monkeypatch.setenv("LANGGRAPH_TTS_API_KEY", ENV_KEY)
+    saver = InMemorySaver()
+    settings = sim_settings(sim, budget=4, api_key=ARG_KEY)
+    if graph_kind == "search":
+        graph = create_search_graph("dora", checkpointer=saver)
+        context: Any = SearchContext(**settings)
+    else:
+        graph = create_solve_graph(checkpointer=saver)
+        context = ScaleContext(strategy="rebase", **settings)
+    config = {"configurable": {"thread_id": f"secrets-{graph_kind}"}}
+
+    async def run() -> list[Any]:
+        events = []
+        async for event in graph.astream(
+            {"problem": PROBLEM},
+            config,
+            context=context,
+            stream_mode=["values", "updates", "custom", "debug", "tasks", "checkpoints"],
+            subgraphs=True,
+        ):
+            events.append(event)
+        return events
+
+    events = asyncio.run(run())
+    state = graph.get_state(config)
+    history = list(graph.get_state_history(config))
+    assert state.values.get("answer") is not None  # the run worked
+    assert_no_key("streamed events", events)
+    assert_no_key("final state", state)
+    assert_no_key("state history", history)
+    assert_no_key("checkpoints", saver.storage, saver.writes, saver.blobs)
+    assert_no_key("pickled checkpoints", pickle.dumps((dict(saver.storage), dict(saver.writes))))
+    assert_no_key("logs", _logs(debug_logs))
+
+
+def _holds(obj: Any, secret: str, depth: int = 3) -> bool:
+    """Whether `obj` or an attribute of it (a few levels down) is `secret`."""
+    if obj == secret:
+        return True
+    if depth == 0 or not hasattr(obj, "__dict__"):
+        return False
+    return any(_holds(value, secret, depth - 1) for value in vars(obj).values())
+
+
+def test_the_key_reaches_the_clients_and_the_search_would_find_a_leak(sim: Any) -> None:
+    """Controls: the planted key is really handed to the HTTP clients (so the tests above test
+    something), and `assert_no_key` does find a key in streamed events and checkpoints."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from langgraph_tts.resources import resolve_clients
+    from langgraph_tts.search.graph import create_search_graph
+
+    context = SearchContext(**sim_settings(sim, budget=2, api_key=ARG_KEY))
+    clients = resolve_clients(context, need_embedder=True)
+    assert _holds(clients.policy, ARG_KEY) and _holds(clients.reward, ARG_KEY)
+
+    saver = InMemorySaver()
+    graph = create_search_graph("best_of_n", checkpointer=saver)
+    config = {"configurable": {"thread_id": "control"}}
+
+    async def run() -> list[Any]:
+        problem = {"problem": f"{PROBLEM} {ARG_KEY}"}
+        return [e async for e in graph.astream(problem, config, context=context)]
+
+    events = asyncio.run(run())
+    with pytest.raises(AssertionError, match="streamed events"):
+        assert_no_key("streamed events", events)
+    with pytest.raises(AssertionError, match="checkpoints"):
+        assert_no_key("checkpoints", saver.storage, saver.writes, saver.blobs)
