@@ -97,10 +97,18 @@ def test_cli_solve_and_eval_never_show_the_key(
          "--budget", "4", "--out", str(out_dir), *flags]
     )  # fmt: skip
     assert code == 0
+    table = tmp_path / "table.json"
+    code = cli.main(
+        ["calibrate", "--dataset", "sim:default", "--limit", "4", "--budgets", "2",
+         "--strategies", "best_of_n,beam", "--bins", "2", "--seed", "0", "--out", str(table),
+         "--runs", str(tmp_path / "runs"), "--quiet", *flags]
+    )  # fmt: skip
+    assert code == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out.splitlines()[1])["answer"] is not None  # the runs worked
-    files = {p.name: p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
-    assert {"results.jsonl", "summary.json"} <= set(files)
+    files = {str(p): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    names = {Path(name).name for name in files}
+    assert {"results.jsonl", "summary.json", "table.json"} <= names
     assert_no_key("stdout", captured.out)
     assert_no_key("stderr", captured.err)
     assert_no_key("logs", _logs(debug_logs))
