@@ -115,7 +115,8 @@ def bounded_generation(gen: Generation, *, n: int, max_tokens: int | None) -> Ge
         max_tokens: The request's `max_tokens` (``None``: no per-choice bound).
 
     Returns:
-        `gen` itself when it is within bounds, else a clamped copy (a warning is logged).
+        `gen` itself when it is within bounds, else a clamped copy (a warning is logged when
+        the reply had extra choices or out-of-range usage).
     """
     kept = gen.samples[: max(n, 0)]
     top = None if max_tokens is None else max(max_tokens, 0)
@@ -145,12 +146,11 @@ def bounded_generation(gen: Generation, *, n: int, max_tokens: int | None) -> Ge
         prompt_tokens=max(int(gen.usage.prompt_tokens), 0),
         completion_tokens=completion,
     )
-    if (
-        len(gen.samples) == len(samples)
-        and usage == gen.usage
-        and tokens == [s.tokens for s in gen.samples]
-    ):
-        return gen
+    if len(gen.samples) == len(samples) and usage == gen.usage:
+        if tokens == [s.tokens for s in gen.samples]:
+            return gen
+        # only the client's split of usage over choices (by text length) overshot: quietly fix
+        return Generation(samples=samples, usage=usage)
     logger.warning(
         "policy reply out of bounds (%d choices for n=%d, %d completion tokens reported for "
         "max_tokens=%s per choice); booking %d choices and %d tokens",

@@ -29,6 +29,7 @@ from langgraph_tts.clients.types import (
     Usage,
 )
 from langgraph_tts.errors import ServerError
+from langgraph_tts.ledger import bounded_generation
 from langgraph_tts.search.graph import create_search_graph
 
 STRATEGIES = ("best_of_n", "self_consistency", "beam", "dvts", "rebase", "dora")
@@ -214,3 +215,42 @@ def test_chat_client_parses_missing_and_huge_usage() -> None:
     assert missing.usage.completion_tokens == 0 and len(missing.samples) == 2
     huge = parse_chat_response(_raw(2, {"completion_tokens": HUGE}), n=2, url="http://x/v1")
     assert huge.usage.completion_tokens == HUGE  # reported as is; the graph clamps what it books
+
+
+# ---- the clamp itself ------------------------------------------------------------------------
+
+
+def _gen(samples: list[Sample], completion: int, prompt: int = 7) -> Generation:
+    return Generation(samples=samples, usage=Usage(1, prompt, completion))
+
+
+def test_bounded_generation_leaves_a_correct_reply_alone(caplog: pytest.LogCaptureFixture) -> None:
+    gen = _gen([Sample("ab", "stop", None, tokens=3), Sample("c", "length", None, tokens=8)], 11)
+    assert bounded_generation(gen, n=2, max_tokens=8) is gen
+    assert bounded_generation(gen, n=2, max_tokens=None) is gen
+    # the client splits usage over choices by text length, which can overshoot one choice
+    split = _gen(
+        [Sample("a" * 90, "stop", None, tokens=9), Sample("b", "stop", None, tokens=1)], 10
+    )
+    quiet = bounded_generation(split, n=2, max_tokens=8)
+    assert [s.tokens for s in quiet.samples] == [8, 1] and quiet.usage == split.usage
+    assert "out of bounds" not in caplog.text
+
+
+def test_bounded_generation_clamps_a_hostile_reply(caplog: pytest.LogCaptureFixture) -> None:
+    many = _gen([Sample("x", "stop", None, tokens=1)] * 5, 5)
+    out = bounded_generation(many, n=2, max_tokens=4)
+    assert len(out.samples) == 2 and out.usage.completion_tokens == 5 and "5 choices" in caplog.text
+    out = bounded_generation(
+        _gen([Sample("x", "length", None, tokens=HUGE)], HUGE), n=1, max_tokens=4
+    )
+    assert out.usage.completion_tokens == 4 and out.samples[0].tokens == 4
+    negative = _gen([Sample("abc", "stop", None, tokens=-5)], -HUGE, prompt=-3)
+    out = bounded_generation(negative, n=1, max_tokens=100)
+    assert out.usage.completion_tokens == 3 and out.usage.prompt_tokens == 0
+    # no usage at all: a cut choice costs max_tokens, another its length in characters
+    missing = _gen([Sample("abcdef", "stop", "\n\n"), Sample("ab", "length", None)], 0)
+    out = bounded_generation(missing, n=2, max_tokens=4)
+    assert [s.tokens for s in out.samples] == [4, 4] and out.usage.completion_tokens == 8
+    empty = _gen([Sample("", "stop", None)], 0)
+    assert bounded_generation(empty, n=1, max_tokens=4) is empty
