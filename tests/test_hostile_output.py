@@ -186,3 +186,50 @@ def test_model_text_is_never_executed(grader: Grader, tmp_path: Path, payload: s
     grader.group([extracted, text, "1"])
     assert not marker.exists()
     assert not os.path.exists(str(marker))
+
+
+@pytest.mark.slow
+def test_an_evaluation_with_hostile_gold_and_predictions_loses_no_problem(
+    grader: Grader, tmp_path: Path
+) -> None:
+    import asyncio
+    import json
+
+    from langgraph_tts.evaluation import load_dataset, run_eval
+
+    # (gold answer in the dataset file, the model's whole solution, expected verdict)
+    cases = [
+        (HOSTILE["power_tower"], "so \\boxed{5}", False),
+        (HOSTILE["one_mb_number"], "so \\boxed{1}", False),
+        (HOSTILE["unclosed_box"], "so \\boxed{1}", False),
+        (HOSTILE["nested_braces_10k"], "so \\boxed{1}", False),
+        ("5", HOSTILE_SOLUTIONS["boxed_power_tower"], False),
+        ("1", HOSTILE_SOLUTIONS["box_of_one_mb"], False),
+        ("1", HOSTILE_SOLUTIONS["unclosed_boxes_1mb"], False),
+        ("\\frac{1}{2}", "\\boxed{" * 1000 + " so \\boxed{0.5}", True),
+        ("2\\sqrt{2}", "\\boxed{\\sqrt{8}}", True),
+    ]
+    data = tmp_path / "hostile.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"p{i}", "problem": f"problem {i}", "answer": gold}) + "\n"
+            for i, (gold, _, _) in enumerate(cases)
+        )
+    )
+    solutions = {f"problem {i}": solution for i, (_, solution, _) in enumerate(cases)}
+
+    async def solve(problem: str) -> dict[str, object]:
+        return {"answer": extract_answer(solutions[problem]), "ledger": {}, "result": {}}
+
+    start = time.monotonic()
+    summary = asyncio.run(
+        run_eval(solve, load_dataset(str(data)), tmp_path / "out", settings={}, grader=grader)
+    )
+    elapsed = time.monotonic() - start
+    rows = {
+        row["id"]: row
+        for row in map(json.loads, (tmp_path / "out" / "results.jsonl").read_text().splitlines())
+    }
+    assert summary["n"] == len(cases) and summary["errors"] == 0
+    assert [rows[f"p{i}"]["correct"] for i in range(len(cases))] == [c[2] for c in cases]
+    assert elapsed < 4 * (TIMEOUT_S + GRACE_S)
