@@ -9,6 +9,7 @@ distinctive tail) is searched for in all of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import pickle
@@ -223,3 +224,104 @@ def test_the_key_reaches_the_clients_and_the_search_would_find_a_leak(sim: Any) 
         assert_no_key("streamed events", events)
     with pytest.raises(AssertionError, match="checkpoints"):
         assert_no_key("checkpoints", saver.storage, saver.writes, saver.blobs)
+
+
+@pytest.mark.studio
+@pytest.mark.slow
+def test_studio_state_and_stored_checkpoints_never_hold_the_key(sim: Any, tmp_path: Path) -> None:
+    """`langgraph dev` with the key in its environment (the documented way for Studio): the
+    streamed run, thread state, history, thread and run records, the server log and the files
+    it persists (its checkpoints) hold no key."""
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    root = Path(__file__).resolve().parents[1]
+    cli_path = Path(sys.executable).parent / "langgraph"
+    if not cli_path.exists() and shutil.which("langgraph") is None:
+        pytest.fail("langgraph-cli[inmem] is part of the dev extra; install with make test")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    config = json.loads((root / "langgraph.json").read_text())
+    config["dependencies"] = [str(root)]
+    config["graphs"] = {k: str(root / v.lstrip("./")) for k, v in config["graphs"].items()}
+    config["env"] = {
+        "LANGSMITH_TRACING": "false",
+        "LANGGRAPH_TTS_BASE_URL": sim.base_url,
+        "LANGGRAPH_TTS_MODEL": "sim-policy",
+        "LANGGRAPH_TTS_PRM_URL": sim.url,
+        "LANGGRAPH_TTS_PRM_MODEL": "sim-prm",
+        "LANGGRAPH_TTS_EMBED_URL": sim.base_url,
+        "LANGGRAPH_TTS_EMBED_MODEL": "sim-embed",
+        "LANGGRAPH_TTS_API_KEY": ENV_KEY,
+    }
+    (tmp_path / "langgraph.json").write_text(json.dumps(config))
+    env = {
+        **os.environ,
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGGRAPH_NO_VERSION_CHECK": "1",
+        "LANGSMITH_TRACING": "false",
+    }
+    env.pop("LANGGRAPH_TTS_API_KEY", None)
+    log = tmp_path / "langgraph-dev.log"
+    command = [str(cli_path if cli_path.exists() else "langgraph"), "dev", "--no-browser"]
+    command += ["--no-reload", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--config", str(tmp_path / "langgraph.json")]
+    texts: dict[str, str] = {}
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                assert proc.poll() is None, log.read_text()[-3000:]
+                try:
+                    if httpx.get(url + "/ok", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.3)
+            with httpx.Client(base_url=url, timeout=120) as client:
+                runs = (("solve_math", "rebase"), ("search", "dora"))
+                for graph, strategy in runs:
+                    thread = client.post("/threads", json={}).json()["thread_id"]
+                    body = {
+                        "assistant_id": graph,
+                        "input": {"problem": PROBLEM},
+                        "context": {"strategy": strategy, "budget": 4},
+                        "stream_mode": ["values", "updates", "custom", "debug"],
+                    }
+                    stream = client.post(f"/threads/{thread}/runs/stream", json=body)
+                    assert stream.status_code == 200, stream.text[-2000:]
+                    state = client.get(f"/threads/{thread}/state")
+                    assert state.json()["values"].get("answer") is not None  # the run worked
+                    texts[f"{graph} stream"] = stream.text
+                    texts[f"{graph} state"] = state.text
+                    history = client.post(f"/threads/{thread}/history", json={"limit": 1000})
+                    texts[f"{graph} history"] = history.text
+                    texts[f"{graph} thread"] = client.get(f"/threads/{thread}").text
+                    texts[f"{graph} runs"] = client.get(f"/threads/{thread}/runs").text
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=15)
+                    break
+    texts["server log"] = log.read_text()
+    for path in tmp_path.rglob("*"):  # the server's persisted threads and checkpoints
+        if path.is_file() and path.name != "langgraph.json":
+            texts[str(path)] = path.read_bytes().decode("latin-1")
+    assert any(".langgraph_api" in name for name in texts), "the server persisted nothing?"
+    for label, text in texts.items():
+        assert_no_key(label, text)
