@@ -131,7 +131,8 @@ def _match_braces(text: str) -> dict[int, int]:
     """Position of the matching ``}`` for every ``{`` that has one, in one pass.
 
     ``\\{`` and ``\\}`` (any backslash pair) do not count; a stray ``}`` is ignored. For a
-    ``{`` not preceded by a backslash this agrees with `_braced` started at that brace.
+    ``{`` not escaped by a backslash, the match is where the brace depth counted from that
+    ``{`` first returns to zero.
     """
     closes: dict[int, int] = {}
     stack: list[int] = []
@@ -142,20 +143,6 @@ def _match_braces(text: str) -> dict[int, int]:
         elif char == "}" and stack:
             closes[stack.pop()] = token.start()
     return closes
-
-
-def _braced(text: str, open_at: int) -> str | None:
-    """Text inside the brace group opening at `open_at`; `\\{`/`\\}` do not count."""
-    depth = 0
-    for token in _BRACE_TOKEN_RE.finditer(text, open_at):
-        char = token.group()
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return text[open_at + 1 : token.start()]
-    return None
 
 
 def _after_phrase(text: str) -> str | None:

@@ -232,3 +232,55 @@ def test_every_rule_rejects_non_finite_scores(rule: str, bad: float) -> None:
     }
     with pytest.raises(ValueError, match="finite"):
         _allocate(rule, p)
+
+
+# ---- the linear-time extraction agrees with the straightforward (quadratic) one --------------
+
+
+def _braced_reference(text: str, open_at: int) -> str | None:
+    depth, i = 0, open_at
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[open_at + 1 : i]
+        i += 1
+    return None
+
+
+def _last_boxed_reference(text: str) -> str | None:
+    import re
+
+    from langgraph_tts import answers
+
+    for match in reversed(list(answers._BOXED_RE.finditer(text))):
+        start = match.end()
+        while start < len(text) and text[start] in " \t":
+            start += 1
+        if start < len(text) and text[start] == "{":
+            content = _braced_reference(text, start)
+        else:
+            bare = re.match(r"[^\s$]+", text[start:])
+            content = bare.group(0) if bare else None
+        if content is not None and answers._clean(content) is not None:
+            return content
+    return None
+
+
+@FAST
+@given(text=texts)
+def test_linear_box_extraction_matches_the_reference(text: str) -> None:
+    from langgraph_tts import answers
+
+    assert answers._last_boxed(text) == _last_boxed_reference(text)
+    closes = answers._match_braces(text)
+    for at, char in enumerate(text):
+        if char == "{" and not answers._escaped(text, at):
+            close = closes.get(at)
+            expected = _braced_reference(text, at)
+            assert (None if close is None else text[at + 1 : close]) == expected
