@@ -63,7 +63,7 @@ def model_flags(sim: Any) -> list[str]:
 def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     for name in ("httpx", "httpcore", "aiohttp", "langgraph_tts", "openai"):
-        logging.getLogger(name).setLevel(logging.DEBUG)
+        caplog.set_level(logging.DEBUG, logger=name)  # restored after the test
     return caplog
 
 
