@@ -104,6 +104,11 @@ class _WorkerState:
 
 
 _worker: _WorkerState | None = None
+MEMORY_HEADROOM_BYTES = 1 << 30
+"""Address space a worker may grow by after start-up (POSIX ``RLIMIT_AS``; Linux measures the
+start-up size). A comparison that needs more fails fast with `MemoryError` ("not
+equivalent") instead of swapping the machine: ``10^{10^{9}}`` as an exact integer alone is
+415 MB. A normal comparison grows the worker by a few MB."""
 _WARMUP_PAIRS = (
     ("\\boxed{\\frac{1}{2}}", "\\boxed{0.5}"),
     ("\\boxed{\\sqrt{8}}", "\\boxed{x^2}"),
@@ -131,11 +136,30 @@ def _init_worker(board: Any, ready: Any, slots: int) -> None:
             parse(pred, parsing_timeout=None),
             timeout_seconds=None,
         )
+    _limit_memory(MEMORY_HEADROOM_BYTES)
     signal.signal(signal.SIGALRM, _on_alarm)
     with ready.get_lock():
         slot = ready.value % slots
         ready.value += 1
     _worker = _WorkerState(board, slot)
+
+
+def _limit_memory(headroom: int) -> None:
+    """Cap this process's address space at its current size plus `headroom` (Linux only;
+    elsewhere the time limits alone apply)."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as statm:
+            current = int(statm.read().split()[0]) * resource.getpagesize()
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = current + headroom
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        if soft == resource.RLIM_INFINITY or soft > limit:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, OSError, ValueError):
+        return
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:

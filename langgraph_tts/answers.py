@@ -50,6 +50,9 @@ VOTE_RULES: tuple[VoteRule, ...] = ("weighted", "majority", "best")
 
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _CLOSING_RE = re.compile(r"final answer is \$(.+?)\$\. I hope", re.DOTALL)
+_CLOSING_END = "$. I hope"
+_BARE_RE = re.compile(r"[^\s$]+")
+_BRACE_TOKEN_RE = re.compile(r"\\.|[{}]", re.DOTALL)
 _PHRASE_RE = re.compile(r"(?:final|the)\s+answer\s+is", re.IGNORECASE)
 _SENTENCE_END_RE = re.compile(r"\.(?:\s|$)|\n")
 _LAST_NUMBER_RE = re.compile(r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?")
@@ -84,7 +87,10 @@ def extract_answer(text: str | None, *, last_number_fallback: bool = False) -> s
         return None
     found = _last_boxed(text)
     if found is None:
-        closing = _CLOSING_RE.findall(text)
+        # Openers after the last closing sentence can never match; cutting them off keeps the
+        # lazy pattern from rescanning the rest of the text once per opener (quadratic).
+        last = text.rfind(_CLOSING_END)
+        closing = _CLOSING_RE.findall(text, 0, last + len(_CLOSING_END)) if last >= 0 else []
         found = closing[-1] if closing else None
     if found is None:
         found = _after_phrase(text)
@@ -95,38 +101,48 @@ def extract_answer(text: str | None, *, last_number_fallback: bool = False) -> s
 
 
 def _last_boxed(text: str) -> str | None:
-    """Content of the last well-formed box; an unclosed (truncated) box is skipped."""
-    for match in reversed(list(_BOXED_RE.finditer(text))):
+    """Content of the last well-formed box; an unclosed (truncated) box is skipped.
+
+    Linear in the text: braces are matched once for the whole text, not once per box (a text
+    of 100,000 unclosed ``\\boxed{`` would otherwise be rescanned 100,000 times).
+    """
+    boxes = list(_BOXED_RE.finditer(text))
+    if not boxes:
+        return None
+    closes: dict[int, int] | None = None
+    for match in reversed(boxes):
         start = match.end()
         while start < len(text) and text[start] in " \t":
             start += 1
         if start < len(text) and text[start] == "{":
-            content = _braced(text, start)
+            if closes is None:
+                closes = _match_braces(text)
+            close = closes.get(start)
+            content = text[start + 1 : close] if close is not None else None
         else:
-            bare = re.match(r"[^\s$]+", text[start:])
+            bare = _BARE_RE.match(text, start)
             content = bare.group(0) if bare else None
         if content is not None and _clean(content) is not None:
             return content
     return None
 
 
-def _braced(text: str, open_at: int) -> str | None:
-    """Text inside the brace group opening at `open_at`; `\\{`/`\\}` do not count."""
-    depth = 0
-    i = open_at
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            i += 2
-            continue
+def _match_braces(text: str) -> dict[int, int]:
+    """Position of the matching ``}`` for every ``{`` that has one, in one pass.
+
+    ``\\{`` and ``\\}`` (any backslash pair) do not count; a stray ``}`` is ignored. For a
+    ``{`` not escaped by a backslash, the match is where the brace depth counted from that
+    ``{`` first returns to zero.
+    """
+    closes: dict[int, int] = {}
+    stack: list[int] = []
+    for token in _BRACE_TOKEN_RE.finditer(text):
+        char = token.group()
         if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return text[open_at + 1 : i]
-        i += 1
-    return None
+            stack.append(token.start())
+        elif char == "}" and stack:
+            closes[stack.pop()] = token.start()
+    return closes
 
 
 def _after_phrase(text: str) -> str | None:
@@ -229,36 +245,78 @@ def normalize_answer(answer: str) -> str:
 
 
 def _strip_wrappers(text: str) -> str:
-    """Remove math delimiters and a box that wrap the whole answer (repeatedly)."""
+    """Remove math delimiters and a box that wrap the whole answer (repeatedly).
+
+    Works on indices into `text` (one slice at the end) and matches braces once, so ten
+    thousand nested wrappers cost one pass, not one pass each.
+    """
+    lo, hi = _strip_span(text, 0, len(text))
+    closes: dict[int, int] | None = None
     while True:
-        before = text
+        before = (lo, hi)
         for opener, closer in _DELIMS:
             if (
-                len(text) >= len(opener) + len(closer)
-                and text.startswith(opener)
-                and text.endswith(closer)
+                hi - lo >= len(opener) + len(closer)
+                and text.startswith(opener, lo, hi)
+                and text.endswith(closer, lo, hi)
             ):
-                text = text[len(opener) : -len(closer)].strip()
+                lo, hi = _strip_span(text, lo + len(opener), hi - len(closer))
                 break
-        box = _BOXED_RE.match(text)
-        if box and text[box.end() :].lstrip().startswith("{"):
-            open_at = text.index("{", box.end())
-            inner = _braced(text, open_at)
-            if inner is not None and len(text[open_at:]) == len(inner) + 2:
-                text = inner.strip()
-        if text == before:
-            return text
+        box = _BOXED_RE.match(text, lo, hi)
+        if box:
+            open_at = _strip_span(text, box.end(), hi)[0]
+            if open_at < hi and text[open_at] == "{":
+                if closes is None:
+                    closes = _match_braces(text)
+                if closes.get(open_at) == hi - 1 and not _escaped(text, open_at):
+                    lo, hi = _strip_span(text, open_at + 1, hi - 1)
+        if (lo, hi) == before:
+            return text[lo:hi]
+
+
+def _strip_span(text: str, lo: int, hi: int) -> tuple[int, int]:
+    """`text[lo:hi].strip()` as indices."""
+    while lo < hi and text[lo].isspace():
+        lo += 1
+    while hi > lo and text[hi - 1].isspace():
+        hi -= 1
+    return lo, hi
+
+
+def _escaped(text: str, at: int) -> bool:
+    """Whether `text[at]` is the second character of a backslash pair (counted from 0)."""
+    run = 0
+    while at - run - 1 >= 0 and text[at - run - 1] == "\\":
+        run += 1
+    return run % 2 == 1
 
 
 def _unwrap_text_commands(text: str) -> str:
-    """Replace `\\text{word}`-style wrappers by their content (brace-matched)."""
-    while match := _TEXT_CMD_RE.search(text):
+    """Replace `\\text{word}`-style wrappers by their content (brace-matched), in one pass.
+
+    Commands are unwrapped left to right; the first one whose brace is never closed stops the
+    unwrapping (it and everything after it stay as they are).
+    """
+    commands = list(_TEXT_CMD_RE.finditer(text))
+    if not commands:
+        return text
+    closes = _match_braces(text)
+    cuts: list[tuple[int, int]] = []
+    for match in commands:
         open_at = match.end() - 1
-        inner = _braced(text, open_at)
-        if inner is None:
-            return text
-        text = text[: match.start()] + inner + text[open_at + len(inner) + 2 :]
-    return text
+        close = closes.get(open_at)
+        if close is None or _escaped(text, open_at):
+            break
+        cuts.append((match.start(), match.end()))
+        cuts.append((close, close + 1))
+    cuts.sort()
+    pieces: list[str] = []
+    at = 0
+    for start, end in cuts:
+        pieces.append(text[at:start])
+        at = end
+    pieces.append(text[at:])
+    return "".join(pieces)
 
 
 _INT_RE = re.compile(r"[+-]?\d+")

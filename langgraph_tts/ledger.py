@@ -7,14 +7,22 @@ both report their spend. `wall_s` is the only non-additive key (it keeps the max
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 from typing_extensions import TypedDict
+
+from .clients.types import Generation, Usage
 
 __all__ = [
     "Ledger",
     "add_flops",
+    "bounded_generation",
     "empty_ledger",
     "merge_ledgers",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class Ledger(TypedDict, total=False):
@@ -88,3 +96,70 @@ def add_flops(delta: Ledger, params_b: float | None, tokens: int) -> Ledger:
     if params_b:
         delta["flops"] = delta.get("flops", 0.0) + 2.0 * params_b * 1e9 * tokens
     return delta
+
+
+def bounded_generation(gen: Generation, *, n: int, max_tokens: int | None) -> Generation:
+    """What one policy reply may count for: the `n` choices that were asked for, each at most
+    `max_tokens` completion tokens, with usage clamped to match.
+
+    A correct server never returns more, so this changes nothing for one; a broken or hostile
+    one (extra choices, absurd `usage`) can then neither add candidates nor push the ledger past
+    a hard cap that the request itself respected. When the server reports no (or a negative)
+    completion-token count for non-empty choices, each choice is booked at an upper estimate:
+    `max_tokens` if it was cut at the limit, else its length in characters (a token is at least
+    one character), at most `max_tokens`. So a token cap still binds on a server without
+    `usage`. Prompt tokens are only clamped at zero (no cap is defined on them).
+
+    Args:
+        gen: The policy's reply to one request.
+        n: The `n` of that request.
+        max_tokens: The request's `max_tokens` (``None``: no per-choice bound).
+
+    Returns:
+        `gen` itself when it is within bounds, else a clamped copy (a warning is logged when
+        the reply had extra choices or out-of-range usage).
+    """
+    kept = gen.samples[: max(n, 0)]
+    top = None if max_tokens is None else max(max_tokens, 0)
+
+    def clamp(tokens: int) -> int:
+        tokens = max(int(tokens), 0)
+        return tokens if top is None else min(tokens, top)
+
+    reported = int(gen.usage.completion_tokens)
+    unreported = reported <= 0 and any(s.text or s.reasoning for s in kept)
+    if unreported:
+        tokens = [
+            clamp(top if s.truncated and top is not None else len(s.text) + len(s.reasoning or ""))
+            for s in kept
+        ]
+    else:
+        tokens = [clamp(s.tokens) for s in kept]
+    samples = [
+        s if t == s.tokens else dataclasses.replace(s, tokens=t)
+        for s, t in zip(kept, tokens, strict=True)
+    ]
+    completion = sum(tokens) if unreported else max(reported, 0)
+    if top is not None:
+        completion = min(completion, top * len(samples))
+    usage = Usage(
+        requests=max(int(gen.usage.requests), 0),
+        prompt_tokens=max(int(gen.usage.prompt_tokens), 0),
+        completion_tokens=completion,
+    )
+    if len(gen.samples) == len(samples) and usage == gen.usage:
+        if tokens == [s.tokens for s in gen.samples]:
+            return gen
+        # only the client's split of usage over choices (by text length) overshot: quietly fix
+        return Generation(samples=samples, usage=usage)
+    logger.warning(
+        "policy reply out of bounds (%d choices for n=%d, %d completion tokens reported for "
+        "max_tokens=%s per choice); booking %d choices and %d tokens",
+        len(gen.samples),
+        n,
+        reported,
+        max_tokens,
+        len(samples),
+        completion,
+    )
+    return Generation(samples=samples, usage=usage)

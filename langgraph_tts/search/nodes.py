@@ -20,7 +20,7 @@ from ..answers import extract_answer, split_steps, vote
 from ..clients.types import ChatMessage, Embedder, Policy, RewardModel, SamplingParams
 from ..errors import ConfigError
 from ..grading import Grader, default_grader
-from ..ledger import Ledger, add_flops, empty_ledger, merge_ledgers
+from ..ledger import Ledger, add_flops, bounded_generation, empty_ledger, merge_ledgers
 from ..prompts import POLICY_SYSTEM_PROMPT, STEP_DELIMITER
 from ..resources import Clients, resolve_clients
 from ..scores import aggregate
@@ -224,12 +224,13 @@ class SearchNodes:
                     messages, n=copies, params=params, continue_final_message=bool(prefix)
                 )
             )
-            plan.append((nid, copies))
+            plan.append((nid, copies, max_tokens))
         generations = await asyncio.gather(*jobs)
         new_nodes: list[TreeNode] = []
         delta: Ledger = {}
         next_id = len(nodes)
-        for (nid, _), gen in zip(plan, generations, strict=True):
+        for (nid, copies, max_tokens), reply in zip(plan, generations, strict=True):
+            gen = bounded_generation(reply, n=copies, max_tokens=max_tokens)  # hostile servers
             parent = nodes[nid]
             for j, sample in enumerate(gen.samples):
                 group = parent["group"]
