@@ -1,14 +1,17 @@
-"""Sync twins of async nodes: each runs its coroutine on one background event loop.
+"""Sync twins of async nodes: each runs its coroutine on its calling thread's own event loop.
 
 LangGraph runs a node's sync function under `invoke`/`stream` and its async one under
-`ainvoke`/`astream` (as langgraph's prebuilt nodes pair them). The sync twin hands the
-coroutine to a long-lived loop in a daemon thread, so HTTP connection pools (which belong to
-one loop) are reused across sync runs, and context variables (callbacks, tracing) go along.
+`ainvoke`/`astream` (as langgraph's prebuilt nodes pair them). The sync twin runs the
+coroutine on a long-lived event loop that belongs to the calling thread, so HTTP connection
+pools (which belong to one loop) are reused across sync runs on that thread, no thread waits
+on another's loop (a sync call nested in a node cannot deadlock), and context variables
+(callbacks, tracing) go along.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextvars
 import threading
@@ -21,44 +24,55 @@ __all__ = ["node", "run_sync"]
 
 T = TypeVar("T")
 
+_local = threading.local()
+_loops: list[asyncio.AbstractEventLoop] = []
 _lock = threading.Lock()
-_state: dict[str, asyncio.AbstractEventLoop] = {}
 
 
-def _loop() -> asyncio.AbstractEventLoop:
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _local.loop = loop
+        with _lock:
+            _loops.append(loop)
+    return loop
+
+
+@atexit.register
+def _close_loops() -> None:
+    """Close the threads' loops at exit; the clients close their pools as a loop shuts down."""
     with _lock:
-        loop = _state.get("loop")
-        if loop is None or loop.is_closed():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=loop.run_forever, name="langgraph-tts-sync", daemon=True
-            )
-            thread.start()
-            _state["loop"] = loop
-        return loop
+        loops, _loops[:] = list(_loops), []
+    for loop in loops:
+        if loop.is_closed() or loop.is_running():
+            continue
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run `coro` to completion on the background loop and return its result."""
-    loop = _loop()
-    context = contextvars.copy_context()
-    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+    """Run `coro` to completion from synchronous code and return its result.
 
-    def start() -> None:
-        task = loop.create_task(coro, context=context)
-
-        def finish(t: asyncio.Task[T]) -> None:
-            if t.cancelled():
-                done.cancel()
-            elif (err := t.exception()) is not None:
-                done.set_exception(err)
-            else:
-                done.set_result(t.result())
-
-        task.add_done_callback(finish)
-
-    loop.call_soon_threadsafe(start)
-    return done.result()
+    Called where a loop is already running on this thread (sync code inside a coroutine), it
+    runs the coroutine on a fresh loop in a helper thread instead.
+    """
+    if _in_running_loop():
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coro).result()
+    loop = _thread_loop()
+    task = loop.create_task(coro, context=contextvars.copy_context())
+    return loop.run_until_complete(task)
 
 
 def node(afunc: Callable[..., Awaitable[Any]], name: str | None = None) -> RunnableCallable:

@@ -484,3 +484,20 @@ def test_every_langgraph_json_graph_has_input_output_and_context_schemas(name: s
         assert prop.get("description"), f"{name}.{field} has no description"
         shown = "default" in prop or "Default: $LANGGRAPH_TTS_" in prop["description"]
         assert shown, f"{name}.{field} shows no default"
+
+
+def test_a_sync_call_nested_in_a_sync_node_does_not_deadlock() -> None:
+    """A sync node whose work calls another graph's sync `invoke` (e.g. the chat model)."""
+    from langgraph_tts._sync import node
+
+    model = TTSChatModel(strategy="cot", **clients())
+
+    async def ask(state: MessagesState, runtime: Any) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("ask", node(ask, "ask"))
+    builder.add_edge(START, "ask")
+    builder.add_edge("ask", END)
+    out = builder.compile().invoke({"messages": [HumanMessage(PROBLEM.text)]})
+    assert out["messages"][-1].response_metadata["langgraph_tts"]["strategy"] == "cot"
