@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format typecheck bench clean vllm-contract
+.PHONY: demo test lint format typecheck bench clean vllm-contract docs
 
 $(BIN)/.core: pyproject.toml
 	@echo "setting up $(VENV) (first run only)"
@@ -22,6 +22,14 @@ demo: $(BIN)/.core
 
 test: $(BIN)/.dev
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+$(BIN)/.docs: $(BIN)/.core
+	@echo "installing the docs extra into $(VENV) (first run only)"
+	@$(BIN)/python -m pip install -q -e ".[docs]"
+	@touch $@
+
+docs: $(BIN)/.docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 lint: $(BIN)/.dev
 	$(BIN)/ruff check langgraph_tts tests benchmarks examples
@@ -46,4 +54,4 @@ vllm-contract: $(BIN)/.dev
 	$(BIN)/python scripts/vllm_contract.py --version $(VLLM)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build site *.egg-info

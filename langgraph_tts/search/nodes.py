@@ -100,8 +100,10 @@ class SearchNodes:
     """The search graph's nodes, bound to optional clients and the graph's settings.
 
     Args:
-        policy, reward, embedder: Clients; those not given are resolved from each run's
-            settings (`base_url`, `prm_url`, `embed_url`).
+        policy: Policy client; if not given, resolved from each run's `base_url`.
+        reward: Reward model; if not given, resolved from `prm_url` (else a generative
+            verifier).
+        embedder: Embedder for DORA; if not given, resolved from `embed_url`.
         grader: Answer-equivalence grader of the vote.
         defaults: The graph's bound settings (an instance of its context schema).
     """
