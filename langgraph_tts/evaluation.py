@@ -67,10 +67,18 @@ def _simulated(spec: str, limit: int | None) -> list[dict[str, str]]:
     return [{"id": p.id, "problem": p.text, "answer": p.answer} for p in problems]
 
 
+_LONG_FIELDS = frozenset({"solution", "unique_id"})
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) and len(str(value)) <= 200
+
+
 def load_dataset(name_or_path: str, *, limit: int | None = None) -> list[dict[str, str]]:
     """Problems of a built-in dataset, of the simulator (`sim:<scenario>[:<seed>]`, to be run
     against `langgraph-tts sim-server --scenario <scenario> --seed <seed>`), or of any JSONL
-    file with `problem` and `answer` fields."""
+    file with `problem` and `answer` fields. Other short fields of a record (`level`,
+    `subject`, ...) are kept as strings, for `--where` filters and per-level summaries."""
     if name_or_path.startswith("sim:"):
         return _simulated(name_or_path, limit)
     if name_or_path in DATASETS:
@@ -96,13 +104,15 @@ def load_dataset(name_or_path: str, *, limit: int | None = None) -> list[dict[st
             raise ConfigError(f"{source}:{lineno}: not valid JSON ({err.msg})") from None
         if not isinstance(record, dict) or "problem" not in record or "answer" not in record:
             raise ConfigError(f"{source}:{lineno}: a record needs 'problem' and 'answer' fields")
-        rows.append(
-            {
-                "id": str(record.get("id", f"{Path(source).stem}-{lineno}")),
-                "problem": str(record["problem"]),
-                "answer": str(record["answer"]),
-            }
-        )
+        row = {
+            "id": str(record.get("id", f"{Path(source).stem}-{lineno}")),
+            "problem": str(record["problem"]),
+            "answer": str(record["answer"]),
+        }
+        for key, value in record.items():  # level, subject, ...: for --where and summaries
+            if key not in row and key not in _LONG_FIELDS and _scalar(value):
+                row[key] = str(value)
+        rows.append(row)
         if limit is not None and len(rows) >= limit:
             break
     if not rows:
