@@ -1,8 +1,8 @@
 """Summaries, tables and plots of evaluation directories.
 
 `summarize_rows` groups rows by (dataset, strategy, budget, settings fingerprint) and gives,
-per group: accuracy as the mean ± standard deviation over seeds with a 95 % interval (Student
-t over the seeds' accuracies; Wilson over problems with one seed), coverage (some finished
+per group: accuracy as the mean ± standard deviation over seeds with a 95 % interval (a
+bootstrap over problems), coverage (some finished
 solution was correct), accuracy per level and subject where the dataset has them, mean
 samples, tokens (cached prompt tokens included when the server reports them), FLOPs, wall time
 and request latency percentiles. `plot` draws the DORA paper's Fig. 3 layout (accuracy vs
@@ -30,17 +30,7 @@ __all__ = [
     "summarize_store",
 ]
 
-# two-sided 97.5 % quantiles of Student's t for 1..30 degrees of freedom
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
 _GROUP_BY = ("level", "subject")
-
-
-def _t975(df: int) -> float:
-    return _T975[df - 1] if df <= len(_T975) else 1.96
 
 
 def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -53,26 +43,41 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def accuracy_stats(by_seed: dict[int, list[bool]]) -> dict[str, Any]:
-    """Mean, spread (std over seeds) and a 95 % interval of the accuracy."""
+def accuracy_stats(
+    by_seed: dict[int, list[bool]], by_problem: dict[str, list[bool]] | None = None
+) -> dict[str, Any]:
+    """Mean and spread (standard deviation) of the accuracy over seeds, and a 95 % interval.
+
+    The interval is a percentile bootstrap over problems (each problem's accuracy averaged
+    over its seeds; 2,000 resamples, fixed RNG): the problems are the main source of
+    uncertainty of a benchmark score, which a spread over seeds alone does not show. Without
+    `by_problem`, the Wilson interval over all rows.
+    """
     per_seed = {s: (sum(v) / len(v) if v else 0.0) for s, v in sorted(by_seed.items())}
     values = list(per_seed.values())
-    k = len(values)
     mean = float(np.mean(values)) if values else 0.0
-    if k >= 2:
-        std = float(np.std(values, ddof=1))
-        half = _t975(k - 1) * std / math.sqrt(k)
-        low, high = max(0.0, mean - half), min(1.0, mean + half)
+    std = float(np.std(values, ddof=1)) if len(values) >= 2 else 0.0
+    if by_problem:
+        low, high = _bootstrap([sum(v) / len(v) for v in by_problem.values() if v])
     else:
-        std = 0.0
         flat = [x for v in by_seed.values() for x in v]
         low, high = _wilson(sum(flat), len(flat))
     return {
         "accuracy": mean,
         "accuracy_std": std,
-        "accuracy_ci95": [low, high],
+        "accuracy_ci95": [min(low, mean), max(high, mean)],
         "accuracy_per_seed": {str(s): a for s, a in per_seed.items()},
     }
+
+
+def _bootstrap(values: list[float], resamples: int = 2000) -> tuple[float, float]:
+    if not values:
+        return (0.0, 0.0)
+    arr = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(0)
+    means = arr[rng.integers(0, len(arr), size=(resamples, len(arr)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return (float(low), float(high))
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -87,8 +92,10 @@ def _summarize_group(rows: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in rows if not r.get("error")]
     n = len(ok)
     by_seed: dict[int, list[bool]] = defaultdict(list)
+    by_problem: dict[str, list[bool]] = defaultdict(list)
     for r in ok:
         by_seed[int(r.get("seed", 0))].append(bool(r.get("correct")))
+        by_problem[str(r.get("id"))].append(bool(r.get("correct")))
 
     def mean_ledger(key: str) -> float:
         return sum(float((r.get("ledger") or {}).get(key, 0)) for r in ok) / n if n else 0.0
@@ -97,7 +104,7 @@ def _summarize_group(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return sum(float(r.get(key) or 0) for r in ok) / n if n else 0.0
 
     out: dict[str, Any] = {
-        **accuracy_stats(by_seed),
+        **accuracy_stats(by_seed, by_problem),
         "coverage": (sum(1 for r in ok if r.get("coverage", r.get("correct"))) / n) if n else 0.0,
         "n": n,
         "problems": len({r.get("id") for r in ok}),
@@ -285,6 +292,7 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
     except ImportError as err:  # pragma: no cover - depends on the extra
         from .errors import ConfigError
 
@@ -321,9 +329,13 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
                 low = [p["accuracy_ci95"][0] * 100 for p in points]
                 high = [p["accuracy_ci95"][1] * 100 for p in points]
                 ax.plot(x, y, marker="o", color=colours[name], label=name)
-                ax.fill_between(x, low, high, color=colours[name], alpha=0.15, linewidth=0)
+                ax.fill_between(x, low, high, color=colours[name], alpha=0.1, linewidth=0)
             if logx:
                 ax.set_xscale("log", base=2 if key == "budget" else 10)
+                if key != "budget":
+                    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+                ax.xaxis.set_minor_formatter(NullFormatter())
             if key == "budget":
                 budgets = sorted({g["budget"] for g in groups if g["dataset"] == dataset})
                 ax.set_xticks(budgets, [str(b) for b in budgets])
@@ -332,14 +344,21 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
             ax.set_ylabel("accuracy (%)")
             ax.grid(True, alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(names), 6), frameon=False)
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.975),
+        ncol=min(len(names), 6),
+        frameon=False,
+    )
     seeds = sorted({len(g["seeds"]) for g in groups})
     fig.suptitle(
         f"accuracy (mean over {'/'.join(map(str, seeds))} seeds, 95% interval shaded)",
         y=0.995,
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
