@@ -1,0 +1,197 @@
+"""Throughput and client cost of `eval` sweeps on the simulator: DORA at N=16.
+
+The simulator runs in ANOTHER process (its CPU is not counted). Measured:
+
+1. problems per minute and client CPU per rollout (sample) with the local executor at
+   concurrency 1, 8 and 64;
+2. the harness's overhead over the graph runs: the same problems through bare
+   `Solver` calls (a semaphore and `asyncio.gather`, no store, no metering, no grading)
+   vs `run_sweep` (store, replica routing, metered clients, grading, coverage);
+3. the Ray executor with 2 workers vs the local executor (same cells).
+
+    python benchmarks/sweep.py [--problems 500] [--compare 100] [--out docs/benchmarks/sweep.json]
+
+`--problems` is the size of the concurrency 8 and 64 runs (concurrency 1 runs a tenth of it,
+at least 10); `--compare` the size of the overhead and Ray comparisons. The Ray rows count
+the driver's CPU only (the workers are Ray's processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from langgraph_tts.context import ScaleContext, with_overrides
+from langgraph_tts.evaluation import load_dataset
+from langgraph_tts.replicas import replica_urls
+from langgraph_tts.solve import Solver
+from langgraph_tts.sweep import SweepSpec, run_sweep
+
+os.environ.setdefault("LANGSMITH_TRACING", "false")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sim() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "langgraph_tts.cli", "sim-server", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    for _ in range(200):
+        try:
+            httpx.get(url + "/health", timeout=0.5)
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError("simulator did not start")
+
+
+def cpu_s() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the grader's workers
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def context(url: str) -> ScaleContext:
+    return ScaleContext(
+        strategy="dora",
+        budget=16,
+        seed=0,
+        base_url=url + "/v1",
+        model="sim-policy",
+        prm_url=url,
+        prm_model="sim-prm",
+        embed_url=url + "/v1",
+        embed_model="sim-embed",
+    )
+
+
+async def sweep(url: str, problems: int, concurrency: int, executor: str) -> dict[str, Any]:
+    ctx = context(url)
+    spec = SweepSpec(["sim:default"], ["dora"], [16], [0], ctx, limit=problems)
+    out = Path(tempfile.mkdtemp(prefix="tts-sweep-bench-"))
+    reps = replica_urls([ctx.base_url], [ctx.prm_url], [ctx.embed_url])
+    cpu0, t0 = cpu_s(), time.perf_counter()
+    summary = await run_sweep(
+        spec, out, reps, concurrency=concurrency, executor=executor, ray_shard_size=25
+    )
+    wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+    (group,) = summary["groups"]
+    samples = group["mean_samples"] * group["n"]
+    shutil.rmtree(out, ignore_errors=True)
+    return {
+        "executor": executor,
+        "concurrency": concurrency,
+        "problems": group["n"],
+        "accuracy": round(group["accuracy"], 3),
+        "wall_s": round(wall, 2),
+        "problems_per_min": round(group["n"] / wall * 60, 1),
+        "client_cpu_s": round(cpu, 2),
+        "client_cpu_ms_per_rollout": round(cpu / samples * 1000, 3),
+        "rollouts": int(samples),
+    }
+
+
+async def bare(url: str, problems: int, concurrency: int) -> dict[str, Any]:
+    """The same graph runs with nothing around them."""
+    ctx = context(url)
+    items = load_dataset("sim:default", limit=problems)
+    solver = Solver(ctx)
+    gate = asyncio.Semaphore(concurrency)
+    samples = 0
+
+    async def one(item: dict[str, str]) -> None:
+        nonlocal samples
+        async with gate:
+            out = await solver(item["problem"], context=with_overrides(ctx, seed=0))
+            samples += int(out["ledger"]["samples"])
+
+    cpu0, t0 = cpu_s(), time.perf_counter()
+    await asyncio.gather(*(one(p) for p in items))
+    wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+    return {
+        "executor": "bare Solver calls",
+        "concurrency": concurrency,
+        "problems": len(items),
+        "wall_s": round(wall, 2),
+        "problems_per_min": round(len(items) / wall * 60, 1),
+        "client_cpu_s": round(cpu, 2),
+        "client_cpu_ms_per_rollout": round(cpu / samples * 1000, 3),
+        "rollouts": samples,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    proc, url = start_sim()
+    results: dict[str, Any] = {"setup": {"strategy": "dora", "budget": 16, "cores": os.cpu_count()}}
+    try:
+        n = args.problems
+        results["local"] = []
+        for concurrency, count in ((1, max(10, n // 10)), (8, n), (64, n)):
+            row = await sweep(url, count, concurrency, "local")
+            print(json.dumps(row), flush=True)
+            results["local"].append(row)
+        m = args.compare
+        harness = await sweep(url, m, 8, "local")
+        plain = await bare(url, m, 8)
+        results["overhead"] = {
+            "sweep": harness,
+            "bare": plain,
+            "cpu_ratio": round(harness["client_cpu_s"] / plain["client_cpu_s"], 3),
+            "wall_ratio": round(harness["wall_s"] / plain["wall_s"], 3),
+        }
+        print(json.dumps(results["overhead"]), flush=True)
+        if not args.no_ray:
+            import ray
+
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            try:
+                ray_row = await sweep(url, m, 8, "ray")
+            finally:
+                ray.shutdown()
+            local_row = await sweep(url, m, 16, "local")
+            results["ray"] = {
+                "ray_2_workers_concurrency_8_each": ray_row,
+                "local_concurrency_16": local_row,
+            }
+            print(json.dumps(results["ray"]), flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/sweep.json"))
+    parser.add_argument("--compare", type=int, default=100)
+    parser.add_argument("--no-ray", action="store_true")
+    args = parser.parse_args()
+    results = asyncio.run(main_async(args))
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
