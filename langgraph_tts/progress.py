@@ -1,5 +1,8 @@
 """A live progress bar for long sweeps, on stderr: cells done (resumed ones included),
-accuracy so far, tokens per second and an ETA from the cells finished in this run."""
+accuracy so far, tokens per second and an ETA from the cells finished in this run.
+
+When stderr is not a terminal (a log file, `ray job submit`), one plain line is written
+every `log_every_s` seconds instead, and a last one at the end."""
 
 from __future__ import annotations
 
@@ -24,9 +27,19 @@ class SweepProgress:
     """`with SweepProgress(total, done=resumed, correct=resumed_correct) as bar: bar.update(row)`."""
 
     def __init__(
-        self, total: int, *, done: int = 0, correct: int = 0, console: Console | None = None
+        self,
+        total: int,
+        *,
+        done: int = 0,
+        correct: int = 0,
+        console: Console | None = None,
+        log_every_s: float = 30.0,
     ) -> None:
         self.console = console or Console(file=sys.stderr)
+        self.total = total
+        self.live = self.console.is_terminal
+        self.log_every_s = log_every_s
+        self.last_log = 0.0
         self.progress = Progress(
             TextColumn("[bold]sweep"),
             BarColumn(),
@@ -57,11 +70,27 @@ class SweepProgress:
         return "  ".join(parts)
 
     def __enter__(self) -> SweepProgress:
-        self.progress.__enter__()
+        if self.live:
+            self.progress.__enter__()
+        else:
+            self._log()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
+        if self.live:
+            self.progress.__exit__(None, None, None)
+        else:
+            self._log()
+
+    def _log(self) -> None:
+        self.last_log = time.perf_counter()
+        elapsed = self.last_log - self.started
+        ran = self.done - self.resumed
+        left = self.total - self.done
+        eta = f"{left * elapsed / ran:.0f}s" if ran else "-"
+        text = self._text().replace("[red]", "")
+        self.console.file.write(f"sweep {self.done}/{self.total}  {text}  eta {eta}\n")
+        self.console.file.flush()
 
     def update(self, row: dict[str, Any]) -> None:
         self.done += 1
@@ -70,3 +99,5 @@ class SweepProgress:
         ledger = row.get("ledger") or {}
         self.tokens += int(ledger.get("completion_tokens", 0))
         self.progress.update(self.task, advance=1, description=self._text())
+        if not self.live and time.perf_counter() - self.last_log >= self.log_every_s:
+            self._log()

@@ -239,3 +239,57 @@ async def test_unreachable_everywhere_aborts(tmp_path: Path) -> None:
     cell = Cell(_key(), {"id": "p1", "problem": "1", "answer": "1"})
     with pytest.raises(ServerUnavailableError):
         await run_cells([cell], ScaleContext(), [only], concurrency=1, on_row=lambda *a: None)
+
+
+def test_progress_counts_resumed_cells() -> None:
+    import io
+
+    from rich.console import Console
+
+    from langgraph_tts.progress import SweepProgress
+
+    buf = io.StringIO()
+    bar = SweepProgress(10, done=4, correct=2, console=Console(file=buf), log_every_s=0.0)
+    with bar:
+        bar.update({"correct": True, "ledger": {"completion_tokens": 100}})
+        bar.update({"correct": False, "error": "x", "ledger": {}})
+    assert bar.progress.tasks[0].completed == 6
+    lines = buf.getvalue().splitlines()
+    assert lines[0].startswith("sweep 4/10  acc 0.500") and "4 resumed" in lines[0]
+    assert lines[-1].startswith("sweep 6/10  acc 0.500") and "1 errors" in lines[-1]
+    assert "tok/s" in lines[-1] and "eta" in lines[-1]
+
+
+async def test_metered_policy_reads_cached_prompt_tokens() -> None:
+    from langgraph_tts.clients.policy import ChatPolicy
+    from langgraph_tts.replicas import MeteredPolicy
+
+    class FakeHTTP:
+        def url(self, path: str) -> str:
+            return "http://fake/v1" + path
+
+        async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "choices": [
+                    {"index": 0, "message": {"content": "2"}, "finish_reason": "stop"},
+                ],
+                "usage": {
+                    "prompt_tokens": 30,
+                    "completion_tokens": 1,
+                    "prompt_tokens_details": {"cached_tokens": 24},
+                },
+            }
+
+    policy = ChatPolicy("http://fake/v1", "m")
+    policy._http = FakeHTTP()  # type: ignore[assignment]
+    replica = Replica(0, "http://fake/v1")
+    metered = MeteredPolicy(policy, replica)
+    meter = Meter()
+    token = current_meter().set(meter)
+    try:
+        gen = await metered.generate([{"role": "user", "content": "1+1?"}])
+    finally:
+        current_meter().reset(token)
+    assert gen.samples[0].text == "2" and gen.usage.prompt_tokens == 30
+    assert meter.cached_prompt_tokens == 24 and len(meter.latency_ms) == 1
+    assert replica.outstanding == 0
