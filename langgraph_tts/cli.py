@@ -338,11 +338,10 @@ async def _solve(args: argparse.Namespace) -> int:
 
 
 async def _eval(args: argparse.Namespace) -> int:
-    from .context import with_overrides
     from .errors import ConfigError
     from .replicas import replica_urls
     from .report import format_table
-    from .sweep import SweepSpec, parse_seeds, parse_where, replica_context, run_sweep
+    from .sweep import SweepSpec, parse_seeds, parse_where, run_sweep
 
     strategies = list(dict.fromkeys(_names(args.strategy, "--strategy")))
     raw_budgets = _names(str(args.budget), "--budget")
@@ -369,9 +368,7 @@ async def _eval(args: argparse.Namespace) -> int:
         for name in ("results.sqlite", "results.sqlite-wal", "results.sqlite-shm", "results.jsonl"):
             with contextlib.suppress(FileNotFoundError):
                 (args.out / name).unlink()
-    for replica in replicas:
-        for strategy in strategies:
-            await _check(with_overrides(replica_context(ctx, replica), strategy=strategy))
+    await _check_replicas(ctx, replicas, strategies)
     bar: Any = None
 
     def start(plan: Any) -> None:
@@ -402,6 +399,33 @@ async def _eval(args: argparse.Namespace) -> int:
     print(format_table(summary))
     print(f"{summary['rows']} rows -> {args.out}/summary.json, {args.out}/results.jsonl")
     return 0
+
+
+async def _check_replicas(ctx: Any, replicas: list[Any], strategies: list[str]) -> None:
+    """Preflight every replica: a replica that cannot be reached starts out of the pool (it
+    is retried later) unless none can be reached; any other problem stops the run."""
+    import time
+
+    from .context import with_overrides
+    from .errors import ServerUnavailableError
+    from .sweep import replica_context
+
+    down: list[ServerUnavailableError] = []
+    for replica in replicas:
+        try:
+            for strategy in strategies:
+                await _check(with_overrides(replica_context(ctx, replica), strategy=strategy))
+        except ServerUnavailableError as err:
+            if len(replicas) == 1:
+                raise
+            down.append(err)
+            replica.failures, replica.down_until = 1, time.monotonic() + 5.0
+            print(
+                f"langgraph-tts: replica {replica.index} is down, retried later: {err}",
+                file=sys.stderr,
+            )
+    if len(down) == len(replicas):
+        raise down[0]
 
 
 async def _report(args: argparse.Namespace) -> int:

@@ -242,3 +242,20 @@ async def test_ray_executor_gives_the_same_rows_as_local(
 
     local, remote = stored(tmp_path / "local"), stored(tmp_path / "ray")
     assert len(remote) == 12 and essence(remote) == essence(local)
+
+
+def test_a_dead_replica_is_left_out(replicas: list[Any], tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    out = tmp_path / "d"
+    flags = [*MODELS, "--base-url", f"{dead}/v1", "--prm-url", dead]
+    flags += ["--base-url", replicas[0].base_url, "--prm-url", replicas[0].url]
+    base = ["eval", "--dataset", "math500", "--limit", "4", "--strategy", "best_of_n"]
+    proc = run(*base, "--budget", "2", "--out", str(out), "--quiet", *flags)
+    assert proc.returncode == 0, proc.stderr
+    assert "replica 0 is down" in proc.stderr
+    rows = stored(out)
+    assert len(rows) == 4 and all(r["replica"] == 1 and not r["error"] for r in rows)
