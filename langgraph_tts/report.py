@@ -181,15 +181,17 @@ def load_dirs(dirs: Sequence[Path]) -> dict[str, Any]:
     """The summary of the rows of every directory together (each must hold a store)."""
     from .errors import ConfigError
 
-    rows: list[dict[str, Any]] = []
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     settings: dict[str, dict[str, Any]] = {}
     for d in dirs:
         if not (d / STORE_NAME).exists():
             raise ConfigError(f"{d} holds no {STORE_NAME}; run `langgraph-tts eval --out {d}`")
         with ResultStore(d) as store:
-            rows.extend(store.rows())
+            for r in store.rows():  # a cell in two directories counts once
+                key = tuple(r.get(k) for k in ("dataset", "id", "strategy", "budget", "seed"))
+                rows.setdefault((*key, r.get("fingerprint")), r)
             settings.update(store.settings())
-    return summarize_rows(rows, settings)
+    return summarize_rows(rows.values(), settings)
 
 
 # --- text ------------------------------------------------------------------------------------

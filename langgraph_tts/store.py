@@ -141,9 +141,12 @@ class ResultStore:
         by a failed one, and a failed one is replaced by the next attempt."""
         error = row.get("error")
         with self._transaction():
-            if error:
+            if error:  # replaces an earlier failure, never a finished row
                 self._db.execute(
-                    "INSERT OR IGNORE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET problem_digest = excluded.problem_digest, "
+                    "error = excluded.error, row = excluded.row, finished = excluded.finished "
+                    "WHERE cells.error IS NOT NULL",
                     (*key, problem_digest, 0, str(error), json.dumps(row), time.time()),
                 )
                 return

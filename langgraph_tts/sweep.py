@@ -217,7 +217,9 @@ async def solve_cell(cell: Cell, base: Any, pool: ReplicaPool, grader: Grader) -
     from .context import with_overrides
 
     key, item = cell.key, cell.problem
+    extras = {k: v for k, v in item.items() if k not in ("id", "problem", "answer")}
     row: dict[str, Any] = {
+        **extras,  # dataset fields (level, subject, ...) never override the cell's own
         "dataset": key.dataset,
         "id": key.problem_id,
         "strategy": key.strategy,
@@ -226,7 +228,6 @@ async def solve_cell(cell: Cell, base: Any, pool: ReplicaPool, grader: Grader) -
         "fingerprint": key.fingerprint,
         "answer": item["answer"],
     }
-    row.update({k: v for k, v in item.items() if k not in ("id", "problem", "answer")})
     attempts = 2 * len(pool.replicas) - 1
     started = time.perf_counter()
     avoid: Replica | None = None

@@ -82,7 +82,9 @@ def _key(pid: str = "p1", **kw: Any) -> CellKey:
 def test_store_one_row_per_cell_and_errors_are_retried(tmp_path: Path) -> None:
     with ResultStore(tmp_path) as store:
         store.put(_key(), {"id": "p1", "correct": False, "error": "boom"}, problem_digest="x")
+        store.put(_key(), {"id": "p1", "correct": False, "error": "again"}, problem_digest="x")
         assert store.finished_keys() == set() and store.count() == 1
+        assert store.rows()[0]["error"] == "again"
         store.put(_key(), {"id": "p1", "correct": True, "error": None}, problem_digest="x")
         assert store.finished_keys() == {_key()} and store.count() == 1
         # a late failure never replaces a finished row; a repeat write is a no-op
