@@ -339,6 +339,7 @@ async def _solve(args: argparse.Namespace) -> int:
 
 async def _eval(args: argparse.Namespace) -> int:
     from .errors import ConfigError
+    from .evaluation import load_dataset
     from .replicas import replica_urls
     from .report import format_table
     from .sweep import SweepSpec, parse_seeds, parse_where, run_sweep
@@ -368,6 +369,8 @@ async def _eval(args: argparse.Namespace) -> int:
         for name in ("results.sqlite", "results.sqlite-wal", "results.sqlite-shm", "results.jsonl"):
             with contextlib.suppress(FileNotFoundError):
                 (args.out / name).unlink()
+    for name in datasets:  # a bad name fails before any request
+        load_dataset(name, limit=1)
     await _check_replicas(ctx, replicas, strategies)
     bar: Any = None
 

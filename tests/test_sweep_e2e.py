@@ -195,7 +195,7 @@ def test_report_table_markdown_and_plot(replicas: list[Any], tmp_path: Path) -> 
     assert rep.returncode == 0, rep.stderr
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     lines = rep.stdout.splitlines()
-    assert lines[0].startswith("| dataset") and len(lines) == 2 + 2 * 2 * 1
+    assert lines[0].startswith("| dataset") and len(lines) == 2 + 2 * 2 * 2
     bad = run("report", str(tmp_path / "nothing"))
     assert bad.returncode == 2 and "no results.sqlite" in bad.stderr
 
