@@ -9,7 +9,7 @@ The simulator runs in ANOTHER process (its CPU is not counted). Measured:
    vs `run_sweep` (store, replica routing, metered clients, grading, coverage);
 3. the Ray executor with 2 workers vs the local executor (same cells).
 
-    python benchmarks/sweep.py [--problems 500] [--compare 100] [--out docs/benchmarks/sweep.json]
+    python benchmarks/sweep.py [--problems 500] [--compare 100] [--latency-ms 50]
 
 `--problems` is the size of the concurrency 8 and 64 runs (concurrency 1 runs a tenth of it,
 at least 10); `--compare` the size of the overhead and Ray comparisons (`--pairs` alternated
@@ -49,10 +49,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_sim() -> tuple[subprocess.Popen[bytes], str]:
+def start_sim(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "langgraph_tts.cli", "sim-server", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "langgraph_tts.cli",
+            "sim-server",
+            "--port",
+            str(port),
+            "--latency-ms",
+            str(latency_ms),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -180,9 +189,17 @@ async def bare(url: str, problems: int, concurrency: int) -> dict[str, Any]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     global SIM_PID
-    proc, url = start_sim()
+    proc, url = start_sim(args.latency_ms)
     SIM_PID = proc.pid
-    results: dict[str, Any] = {"setup": {"strategy": "dora", "budget": 16, "cores": os.cpu_count()}}
+    results: dict[str, Any] = {
+        "setup": {
+            "strategy": "dora",
+            "budget": 16,
+            "cores": os.cpu_count(),
+            "sim_latency_ms": args.latency_ms,
+            "load_average_at_start": os.getloadavg(),
+        }
+    }
     try:
         n = args.problems
         results["local"] = []
@@ -233,6 +250,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/sweep.json"))
     parser.add_argument("--compare", type=int, default=100)
     parser.add_argument("--pairs", type=int, default=3, help="bare/sweep pairs (min is kept)")
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="simulator delay")
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
