@@ -11,8 +11,7 @@ The simulator runs in ANOTHER process (its CPU is not counted). Measured:
 
     python benchmarks/sweep.py [--problems 500] [--compare 100] [--latency-ms 50]
 
-`--problems` is the size of the concurrency 8 and 64 runs (concurrency 1 runs a tenth of it,
-at least 10); `--compare` the size of the overhead and Ray comparisons (`--pairs` alternated
+`--problems` is the size of the concurrency 1, 8 and 64 runs (`--c1-problems` for 1 alone); `--compare` the size of the overhead and Ray comparisons (`--pairs` alternated
 bare/sweep pairs, the least CPU of each kept). Client CPU is this process's plus its
 descendants' (the grader's workers; with Ray, the raylet and the workers), never the
 simulator's.
@@ -203,7 +202,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         n = args.problems
         results["local"] = []
-        for concurrency, count in ((1, max(10, n // 10)), (8, n), (64, n)):
+        for concurrency, count in ((1, args.c1_problems or n), (8, n), (64, n)):
             row = await sweep(url, count, concurrency, "local")
             print(json.dumps(row), flush=True)
             results["local"].append(row)
@@ -248,6 +247,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=500)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/sweep.json"))
+    parser.add_argument(
+        "--c1-problems", type=int, help="problems at concurrency 1 (default: --problems)"
+    )
     parser.add_argument("--compare", type=int, default=100)
     parser.add_argument("--pairs", type=int, default=3, help="bare/sweep pairs (min is kept)")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="simulator delay")
