@@ -144,6 +144,32 @@ def _end_torn_line(path: Path) -> None:
                 fh.write(b"\n")
 
 
+_ENDPOINT_SETTINGS = frozenset(
+    {"base_url", "prm_url", "embed_url", "system1_base_url", "system2_base_url"}
+    | {"api_key", "max_concurrency"}
+)
+
+
+def _guard_settings(out_dir: Path, settings: dict[str, Any], *, has_rows: bool) -> None:
+    """Refuse to resume rows written under other settings (`run.json` remembers them), so a
+    directory never mixes runs; endpoints may change between runs."""
+    kept = {k: v for k, v in settings.items() if k not in _ENDPOINT_SETTINGS}
+    path = out_dir / "run.json"
+    if has_rows and path.exists():
+        before = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
+        changed = sorted(k for k in kept.keys() | before.keys() if kept.get(k) != before.get(k))
+        if changed:
+            diff = ", ".join(f"{k}: {before.get(k)!r} -> {kept.get(k)!r}" for k in changed[:4])
+            msg = (
+                f"{out_dir} holds results of other settings ({diff}); use another directory "
+                "or start over (--no-resume)"
+            )
+            raise ConfigError(msg)
+    tmp = path.with_name("run.json.tmp")
+    tmp.write_text(json.dumps({"settings": kept}, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
 def summarize(rows: list[EvalRow], *, settings: dict[str, Any]) -> dict[str, Any]:
     """Accuracy and mean spend per problem over the rows without errors."""
     ok = [r for r in rows if not r.get("error")]
@@ -206,6 +232,7 @@ async def run_eval(
     )
     settings_dict.pop("api_key", None)
     settings_dict = to_jsonable_python(settings_dict)  # e.g. a strategy table object
+    _guard_settings(out_dir, {**settings_dict, "dataset": dataset}, has_rows=bool(done))
     _end_torn_line(results_path)
     with results_path.open("a", encoding="utf-8") as sink:
 

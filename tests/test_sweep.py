@@ -295,3 +295,25 @@ async def test_metered_policy_reads_cached_prompt_tokens() -> None:
     assert gen.samples[0].text == "2" and gen.usage.prompt_tokens == 30
     assert meter.cached_prompt_tokens == 24 and len(meter.latency_ms) == 1
     assert replica.outstanding == 0
+
+
+async def test_run_eval_refuses_to_resume_other_settings(tmp_path: Path) -> None:
+    """The per-run evaluation (used by calibrate) never relabels rows either."""
+    from langgraph_tts.evaluation import run_eval
+    from langgraph_tts.grading import default_grader
+
+    async def solve(problem: str) -> dict[str, Any]:
+        return {"answer": problem, "ledger": {"samples": 1}, "result": {}}
+
+    problems = [{"id": "a", "problem": "1", "answer": "1"}]
+    common: dict[str, Any] = {"dataset": "d", "grader": default_grader()}
+    dora = {"strategy": "dora", "budget": 4, "base_url": "http://a/v1"}
+    await run_eval(solve, problems, tmp_path, settings=dora, **common)
+    moved = {**dora, "base_url": "http://b/v1"}  # endpoints may change
+    await run_eval(solve, problems, tmp_path, settings=moved, **common)
+    with pytest.raises(ConfigError, match=r"strategy: 'dora' -> 'rebase'"):
+        await run_eval(solve, problems, tmp_path, settings={**dora, "strategy": "rebase"}, **common)
+    summary = await run_eval(
+        solve, problems, tmp_path, settings={**dora, "strategy": "rebase"}, resume=False, **common
+    )
+    assert summary["strategy"] == "rebase" and summary["n"] == 1
