@@ -417,7 +417,10 @@ async def _check_replicas(ctx: Any, replicas: list[Any], strategies: list[str]) 
     for replica in replicas:
         try:
             for strategy in strategies:
-                await _check(with_overrides(replica_context(ctx, replica), strategy=strategy))
+                # --table belongs to compute_optimal only, even in a sweep of several
+                table = {} if strategy == "compute_optimal" else {"table": None}
+                rctx = replica_context(ctx, replica)
+                await _check(with_overrides(rctx, strategy=strategy, **table))
         except ServerUnavailableError as err:
             if len(replicas) == 1:
                 raise

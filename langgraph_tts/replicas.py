@@ -31,7 +31,7 @@ from .clients.types import (
     SamplingParams,
     Scores,
 )
-from .errors import ConfigError, ServerUnavailableError
+from .errors import ConfigError, ServerError, ServerUnavailableError
 
 __all__ = [
     "Meter",
@@ -41,6 +41,7 @@ __all__ = [
     "Replica",
     "ReplicaPool",
     "current_meter",
+    "replica_fault",
     "replica_urls",
 ]
 
@@ -282,6 +283,11 @@ class MeteredEmbedder(_Counted):
             self._stop(started)
 
 
-def unavailable(err: BaseException) -> bool:
-    """The error means the replica's server could not be reached."""
-    return isinstance(err, ServerUnavailableError)
+def replica_fault(err: BaseException) -> bool:
+    """The error says the replica is unhealthy rather than the request bad: unreachable,
+    connection dropped or timed out, 5xx or 429 after the client's retries."""
+    if isinstance(err, ServerUnavailableError):
+        return True
+    if isinstance(err, ServerError):
+        return err.status is None or err.status >= 500 or err.status == 429
+    return False

@@ -32,6 +32,7 @@ from .replicas import (
     Replica,
     ReplicaPool,
     current_meter,
+    replica_fault,
 )
 from .store import CellKey, ResultStore
 
@@ -245,13 +246,15 @@ async def solve_cell(cell: Cell, base: Any, pool: ReplicaPool, grader: Grader) -
             )
             out = await replica.solver(item["problem"], context=ctx)
             ok = True
-        except ServerUnavailableError as err:
-            pool.failed(replica, err)
-            avoid = replica
-            if attempt + 1 == attempts:
-                raise
-            continue
-        except Exception as err:  # recorded per cell, the sweep goes on
+        except Exception as err:
+            if replica_fault(err):  # the replica is unhealthy: the problem moves on
+                pool.failed(replica, err)
+                avoid = replica
+                if attempt + 1 < attempts:
+                    continue
+                if isinstance(err, ServerUnavailableError):
+                    raise  # unreachable everywhere: every further cell would fail too
+            # recorded per cell, the sweep goes on (the cell is retried by the next run)
             logger.warning("problem %s failed: %s", key.problem_id, err)
             row.update(prediction=None, correct=False, coverage=False, ledger={})
             row["error"] = f"{type(err).__name__}: {err}"

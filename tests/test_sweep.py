@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from langgraph_tts.context import ScaleContext, with_overrides
-from langgraph_tts.errors import ConfigError, ServerUnavailableError
+from langgraph_tts.errors import ConfigError, ServerError, ServerUnavailableError
 from langgraph_tts.replicas import Meter, Replica, ReplicaPool, current_meter, replica_urls
 from langgraph_tts.report import accuracy_stats, format_markdown, format_table, summarize_rows
 from langgraph_tts.store import CellKey, ResultStore
@@ -197,10 +197,10 @@ async def test_pool_picks_least_loaded_and_takes_failing_out() -> None:
 
 
 class _Solver:
-    """Stands in for a replica's Solver: counts calls, can be unreachable."""
+    """Stands in for a replica's Solver: counts calls, can be unreachable or failing."""
 
-    def __init__(self, dead: bool = False) -> None:
-        self.dead, self.calls = dead, 0
+    def __init__(self, dead: bool = False, status: int | None = None) -> None:
+        self.dead, self.status, self.calls = dead, status, 0
 
     async def __call__(self, problem: str, *, context: Any = None) -> dict[str, Any]:
         self.calls += 1
@@ -209,6 +209,8 @@ class _Solver:
         meter.record(0.01)
         if self.dead:
             raise ServerUnavailableError("http://dead/v1", role="policy", cause="refused")
+        if self.status is not None:
+            raise ServerError(f"HTTP {self.status}", url="http://x/v1", status=self.status)
         await asyncio.sleep(0)
         return {"answer": problem, "ledger": {"samples": 1}, "result": {}}
 
@@ -317,3 +319,34 @@ async def test_run_eval_refuses_to_resume_other_settings(tmp_path: Path) -> None
         solve, problems, tmp_path, settings={**dora, "strategy": "rebase"}, resume=False, **common
     )
     assert summary["strategy"] == "rebase" and summary["n"] == 1
+
+
+async def test_failing_replica_moves_problems_and_bad_requests_stay_errors() -> None:
+    from langgraph_tts.grading import default_grader
+
+    rows: list[dict[str, Any]] = []
+
+    def keep(key: CellKey, row: dict[str, Any], digest: str) -> None:
+        rows.append(row)
+
+    cells = [
+        Cell(_key(str(i)), {"id": str(i), "problem": str(i), "answer": str(i)}) for i in range(4)
+    ]
+    sick, live = Replica(0, "http://sick/v1"), Replica(1, "http://live/v1")
+    sick.solver, live.solver = _Solver(status=503), _Solver()
+    grader = default_grader()
+    await run_cells(cells, ScaleContext(), [sick, live], concurrency=2, on_row=keep, grader=grader)
+    assert len(rows) == 4 and all(r["replica"] == 1 and r["error"] is None for r in rows)
+    # a 400 is the request's fault: recorded in the row, the run goes on, no failover
+    rows.clear()
+    only = Replica(0, "http://x/v1")
+    only.solver = _Solver(status=400)
+    await run_cells(cells, ScaleContext(), [only], concurrency=2, on_row=keep, grader=grader)
+    assert len(rows) == 4 and all("HTTP 400" in r["error"] for r in rows)
+    assert only.failures == 0
+    # a 503 with one replica: recorded too (the next run retries the cell)
+    rows.clear()
+    alone = Replica(0, "http://x/v1")
+    alone.solver = _Solver(status=503)
+    await run_cells(cells[:1], ScaleContext(), [alone], concurrency=1, on_row=keep, grader=grader)
+    assert len(rows) == 1 and "HTTP 503" in rows[0]["error"]
