@@ -259,3 +259,37 @@ def test_a_dead_replica_is_left_out(replicas: list[Any], tmp_path: Path) -> None
     assert "replica 0 is down" in proc.stderr
     rows = stored(out)
     assert len(rows) == 4 and all(r["replica"] == 1 and not r["error"] for r in rows)
+
+
+async def test_a_replica_dying_mid_sweep_hands_its_problems_over(
+    replicas: list[Any], tmp_path: Path
+) -> None:
+    from langgraph_tts.context import ScaleContext
+    from langgraph_tts.replicas import replica_urls
+    from langgraph_tts.sim.server import SimConfig, start_server
+    from langgraph_tts.sweep import SweepSpec, run_sweep
+
+    doomed = start_server(SimConfig(seed=0, latency_ms=15))
+    live = replicas[0]
+    ctx = ScaleContext(model="sim-policy", prm_model="sim-prm", embed_model="sim-embed")
+    spec = SweepSpec(["math500"], ["rebase"], [4], [0], ctx, limit=12)
+    reps = replica_urls([doomed.base_url, live.base_url], [doomed.url, live.url], [])
+    seen: list[dict[str, Any]] = []
+
+    stopped_at: list[int] = []
+
+    def on_row(row: dict[str, Any]) -> None:
+        seen.append(row)
+        if not stopped_at and len(seen) >= 3 and any(r["replica"] == 0 for r in seen):
+            doomed.stop()  # mid-sweep: its problems in flight fail and move on
+            stopped_at.append(len(seen))
+
+    try:
+        await run_sweep(spec, tmp_path / "f", reps, concurrency=4, on_row=on_row)
+    finally:
+        doomed.stop()
+    rows = stored(tmp_path / "f")
+    assert len(rows) == 12 and not any(r["error"] for r in rows)
+    assert stopped_at and stopped_at[0] < 8
+    # after the stop (and the problems that were just finishing), only the live replica
+    assert all(r["replica"] == 1 for r in seen[stopped_at[0] + 4 :])
