@@ -31,13 +31,27 @@ def _strategy_help() -> str:
     return "; ".join(f"{n}: {get_strategy(n).summary}" for n in strategy_names())
 
 
-def _model_flags(parser: argparse.ArgumentParser, *, strategy: bool = True) -> None:
+def _model_flags(
+    parser: argparse.ArgumentParser, *, strategy: bool = True, sweep: bool = False
+) -> None:
     g = parser.add_argument_group("models (environment variables in brackets)")
-    g.add_argument("--base-url", help="policy server, OpenAI-style …/v1 [LANGGRAPH_TTS_BASE_URL]")
+    many: dict[str, Any] = {"action": "append"} if sweep else {}
+    again = " (repeat for replicas)" if sweep else ""
+    g.add_argument(
+        "--base-url",
+        help=f"policy server, OpenAI-style …/v1{again} [LANGGRAPH_TTS_BASE_URL]",
+        **many,
+    )
     g.add_argument("--model", help="policy model name [LANGGRAPH_TTS_MODEL]")
-    g.add_argument("--prm-url", help="PRM server root; it serves /pooling [LANGGRAPH_TTS_PRM_URL]")
+    g.add_argument(
+        "--prm-url",
+        help=f"PRM server root; it serves /pooling{again} [LANGGRAPH_TTS_PRM_URL]",
+        **many,
+    )
     g.add_argument("--prm-model", help="PRM model name [LANGGRAPH_TTS_PRM_MODEL]")
-    g.add_argument("--embed-url", help="embedding server, …/v1 [LANGGRAPH_TTS_EMBED_URL]")
+    g.add_argument(
+        "--embed-url", help=f"embedding server, …/v1{again} [LANGGRAPH_TTS_EMBED_URL]", **many
+    )
     g.add_argument("--embed-model", help="embedding model name [LANGGRAPH_TTS_EMBED_MODEL]")
     g.add_argument(
         "--embedder",
@@ -51,9 +65,15 @@ def _model_flags(parser: argparse.ArgumentParser, *, strategy: bool = True) -> N
         s.add_argument(
             "--strategy",
             default="dora",
-            help=f"{_strategy_help()} (default: dora)",
+            help=f"{_strategy_help()} (default: dora)"
+            + ("; a comma-separated list sweeps" if sweep else ""),
         )
-        s.add_argument("--budget", type=int, default=16, help="rollout budget N (default: 16)")
+        if sweep:
+            s.add_argument(
+                "--budget", default="16", help="rollout budget N, or a list such as 4,16,64"
+            )
+        else:
+            s.add_argument("--budget", type=int, default=16, help="rollout budget N (default: 16)")
         s.add_argument(
             "--table",
             help="strategy table (JSON) of --strategy compute_optimal, written by calibrate",
@@ -84,19 +104,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _model_flags(p)
 
-    e = sub.add_parser("eval", help="evaluate a strategy on a dataset")
+    e = sub.add_parser(
+        "eval",
+        help="evaluate strategies × budgets × seeds on datasets (a resumable sweep)",
+        description="Run every cell (dataset, problem, strategy, budget, seed) of the grid "
+        "into OUT/results.sqlite; rerunning skips finished cells, other settings add new "
+        "cells. Writes OUT/summary.json and OUT/results.jsonl. See docs/sweeps.md.",
+    )
     e.add_argument(
         "--dataset",
         required=True,
         help="math500, aime24, aime25, amc23, gsm8k, a JSONL path, or sim:<scenario>[:<seed>] "
-        "(simulated problems; serve them with sim-server --scenario <scenario>)",
+        "(simulated problems; serve them with sim-server --scenario <scenario>); a "
+        "comma-separated list sweeps",
     )
     e.add_argument("--out", required=True, type=Path, help="output directory")
-    e.add_argument("--limit", type=int, help="first K problems only")
+    e.add_argument("--limit", type=int, help="first K problems (after --where) only")
+    e.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="keep problems whose dataset field matches, e.g. --where level=5 or "
+        "--where subject=Algebra,Geometry (repeatable)",
+    )
+    e.add_argument(
+        "--seeds", help="seeds per cell: a count (5: seeds 0-4, from --seed on) or a list 0,3,7"
+    )
     e.add_argument("--concurrency", type=int, default=32, help="problems in flight (default: 32)")
-    e.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
+    e.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process; ray: shards as Ray tasks (RAY_ADDRESS or a local Ray)",
+    )
+    e.add_argument(
+        "--ray-shard-size", type=int, default=16, help="cells per Ray task (default: 16)"
+    )
+    e.add_argument("--no-resume", action="store_true", help="delete OUT's results and start over")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
-    _model_flags(e)
+    _model_flags(e, sweep=True)
+
+    r = sub.add_parser(
+        "report",
+        help="tables and plots of evaluation directories",
+        description="Summarize one or more `eval` output directories: a table per "
+        "(dataset, strategy, budget), optionally as markdown, and the accuracy-vs-budget, "
+        "-tokens and -FLOPs figure (needs the `plot` extra).",
+    )
+    r.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="eval output directories")
+    r.add_argument("--plot", type=Path, metavar="FILE.png", help="write the figure here")
+    r.add_argument("--markdown", action="store_true", help="print a markdown table")
+    r.add_argument("--json", action="store_true", help="print the summary as JSON")
+    r.add_argument("--debug", action="store_true", help="show tracebacks")
 
     c = sub.add_parser(
         "calibrate",
@@ -291,31 +351,115 @@ async def _solve(args: argparse.Namespace) -> int:
 
 
 async def _eval(args: argparse.Namespace) -> int:
-    from .evaluation import load_dataset, run_eval
-    from .solve import Solver
+    from .errors import ConfigError
+    from .evaluation import load_dataset
+    from .replicas import replica_urls
+    from .report import format_table
+    from .sweep import SweepSpec, parse_seeds, parse_where, run_sweep
 
-    ctx = context_from_args(args)
-    problems = load_dataset(args.dataset, limit=args.limit)
-    await _check(ctx)
-    solver = Solver(ctx)
-    progress = None if args.quiet else _EvalProgress(len(problems))
-    with progress or contextlib.nullcontext():
-        summary = await run_eval(
-            solver,
-            problems,
-            args.out,
-            settings=ctx,
-            dataset=args.dataset,
-            concurrency=args.concurrency,
-            resume=not args.no_resume,
-            on_row=progress.update if progress else None,
+    strategies = list(dict.fromkeys(_names(args.strategy, "--strategy")))
+    raw_budgets = _names(str(args.budget), "--budget")
+    if not all(b.isdigit() and int(b) > 0 for b in raw_budgets):
+        raise ConfigError(
+            f"--budget must be positive integers such as 4,16,64, got {args.budget!r}"
         )
-    print(
-        f"{summary['strategy']} @ N={summary['budget']} on {args.dataset}: accuracy "
-        f"{summary['accuracy']:.3f} over {summary['n']} problems ({summary['errors']} errors), "
-        f"{summary['mean_completion_tokens']:.0f} completion tokens and "
-        f"{summary['mean_samples']:.1f} samples per problem -> {args.out}/summary.json"
+    budgets = sorted({int(b) for b in raw_budgets})
+    datasets = list(dict.fromkeys(_names(args.dataset, "--dataset")))
+    bases, prms, embeds = args.base_url or [], args.prm_url or [], args.embed_url or []
+    args.base_url = bases[0] if bases else None
+    args.prm_url = prms[0] if prms else None
+    args.embed_url = embeds[0] if embeds else None
+    args.strategy, args.budget = strategies[0], budgets[0]
+    ctx = context_from_args(args)
+    seeds = parse_seeds(args.seeds, ctx.seed)
+    replicas = replica_urls(
+        bases or [ctx.base_url], prms or [ctx.prm_url], embeds or [ctx.embed_url]
     )
+    spec = SweepSpec(
+        datasets, strategies, budgets, seeds, ctx, limit=args.limit, where=parse_where(args.where)
+    )
+    if args.no_resume:
+        for name in ("results.sqlite", "results.sqlite-wal", "results.sqlite-shm", "results.jsonl"):
+            with contextlib.suppress(FileNotFoundError):
+                (args.out / name).unlink()
+    for name in datasets:  # a bad name fails before any request
+        load_dataset(name, limit=1)
+    await _check_replicas(ctx, replicas, strategies)
+    bar: Any = None
+
+    def start(plan: Any) -> None:
+        nonlocal bar
+        done = len(plan.cells) - len(plan.todo)
+        if not args.quiet:
+            from .progress import SweepProgress
+
+            bar = SweepProgress(len(plan.cells), done=done, correct=plan.resumed_correct)
+            bar.__enter__()
+        elif done:
+            print(f"resuming: {done} of {len(plan.cells)} cells already done", file=sys.stderr)
+
+    try:
+        summary = await run_sweep(
+            spec,
+            args.out,
+            replicas,
+            concurrency=args.concurrency,
+            executor=args.executor,
+            ray_shard_size=args.ray_shard_size,
+            on_start=start,
+            on_row=lambda row: bar.update(row) if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    print(format_table(summary))
+    print(f"{summary['rows']} rows -> {args.out}/summary.json, {args.out}/results.jsonl")
+    return 0
+
+
+async def _check_replicas(ctx: Any, replicas: list[Any], strategies: list[str]) -> None:
+    """Preflight every replica: a replica that cannot be reached starts out of the pool (it
+    is retried later) unless none can be reached; any other problem stops the run."""
+    import time
+
+    from .context import with_overrides
+    from .errors import ServerUnavailableError
+    from .sweep import replica_context
+
+    down: list[ServerUnavailableError] = []
+    for replica in replicas:
+        try:
+            for strategy in strategies:
+                # --table belongs to compute_optimal only, even in a sweep of several
+                table = {} if strategy == "compute_optimal" else {"table": None}
+                rctx = replica_context(ctx, replica)
+                await _check(with_overrides(rctx, strategy=strategy, **table))
+        except ServerUnavailableError as err:
+            if len(replicas) == 1:
+                raise
+            down.append(err)
+            replica.failures, replica.down_until = 1, time.monotonic() + 5.0
+            print(
+                f"langgraph-tts: replica {replica.index} is down, retried later: {err}",
+                file=sys.stderr,
+            )
+    if len(down) == len(replicas):
+        raise down[0]
+
+
+async def _report(args: argparse.Namespace) -> int:
+    from .report import format_markdown, format_table, load_dirs, plot
+
+    summary = load_dirs(args.dirs)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    elif args.markdown:
+        print(format_markdown(summary))
+    else:
+        print(format_table(summary))
+    if args.plot:
+        plot(summary, args.plot)
+        print(f"figure -> {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -380,43 +524,6 @@ async def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-class _EvalProgress:
-    def __init__(self, total: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]eval"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            transient=False,
-        )
-        self.task = self.progress.add_task("", total=total)
-        self.correct = 0
-        self.seen = 0
-
-    def __enter__(self) -> _EvalProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
-
-    def update(self, row: dict[str, Any]) -> None:
-        self.seen += 1
-        self.correct += bool(row.get("correct"))
-        self.progress.update(
-            self.task, advance=1, description=f"accuracy {self.correct / self.seen:.3f}"
-        )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `langgraph-tts`."""
     parser = build_parser()
@@ -439,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return asyncio.run(run_demo(args))
-        runners = {"solve": _solve, "eval": _eval, "calibrate": _calibrate}
+        runners = {"solve": _solve, "eval": _eval, "calibrate": _calibrate, "report": _report}
         return asyncio.run(runners[args.command](args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

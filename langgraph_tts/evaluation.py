@@ -67,10 +67,18 @@ def _simulated(spec: str, limit: int | None) -> list[dict[str, str]]:
     return [{"id": p.id, "problem": p.text, "answer": p.answer} for p in problems]
 
 
+_LONG_FIELDS = frozenset({"solution", "unique_id"})
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) and len(str(value)) <= 200
+
+
 def load_dataset(name_or_path: str, *, limit: int | None = None) -> list[dict[str, str]]:
     """Problems of a built-in dataset, of the simulator (`sim:<scenario>[:<seed>]`, to be run
     against `langgraph-tts sim-server --scenario <scenario> --seed <seed>`), or of any JSONL
-    file with `problem` and `answer` fields."""
+    file with `problem` and `answer` fields. Other short fields of a record (`level`,
+    `subject`, ...) are kept as strings, for `--where` filters and per-level summaries."""
     if name_or_path.startswith("sim:"):
         return _simulated(name_or_path, limit)
     if name_or_path in DATASETS:
@@ -96,13 +104,15 @@ def load_dataset(name_or_path: str, *, limit: int | None = None) -> list[dict[st
             raise ConfigError(f"{source}:{lineno}: not valid JSON ({err.msg})") from None
         if not isinstance(record, dict) or "problem" not in record or "answer" not in record:
             raise ConfigError(f"{source}:{lineno}: a record needs 'problem' and 'answer' fields")
-        rows.append(
-            {
-                "id": str(record.get("id", f"{Path(source).stem}-{lineno}")),
-                "problem": str(record["problem"]),
-                "answer": str(record["answer"]),
-            }
-        )
+        row = {
+            "id": str(record.get("id", f"{Path(source).stem}-{lineno}")),
+            "problem": str(record["problem"]),
+            "answer": str(record["answer"]),
+        }
+        for key, value in record.items():  # level, subject, ...: for --where and summaries
+            if key not in row and key not in _LONG_FIELDS and _scalar(value):
+                row[key] = str(value)
+        rows.append(row)
         if limit is not None and len(rows) >= limit:
             break
     if not rows:
@@ -132,6 +142,32 @@ def _end_torn_line(path: Path) -> None:
             fh.seek(-1, 2)
             if fh.read(1) != b"\n":
                 fh.write(b"\n")
+
+
+_ENDPOINT_SETTINGS = frozenset(
+    {"base_url", "prm_url", "embed_url", "system1_base_url", "system2_base_url"}
+    | {"api_key", "max_concurrency"}
+)
+
+
+def _guard_settings(out_dir: Path, settings: dict[str, Any], *, has_rows: bool) -> None:
+    """Refuse to resume rows written under other settings (`run.json` remembers them), so a
+    directory never mixes runs; endpoints may change between runs."""
+    kept = {k: v for k, v in settings.items() if k not in _ENDPOINT_SETTINGS}
+    path = out_dir / "run.json"
+    if has_rows and path.exists():
+        before = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
+        changed = sorted(k for k in kept.keys() | before.keys() if kept.get(k) != before.get(k))
+        if changed:
+            diff = ", ".join(f"{k}: {before.get(k)!r} -> {kept.get(k)!r}" for k in changed[:4])
+            msg = (
+                f"{out_dir} holds results of other settings ({diff}); use another directory "
+                "or start over (--no-resume)"
+            )
+            raise ConfigError(msg)
+    tmp = path.with_name("run.json.tmp")
+    tmp.write_text(json.dumps({"settings": kept}, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def summarize(rows: list[EvalRow], *, settings: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +232,7 @@ async def run_eval(
     )
     settings_dict.pop("api_key", None)
     settings_dict = to_jsonable_python(settings_dict)  # e.g. a strategy table object
+    _guard_settings(out_dir, {**settings_dict, "dataset": dataset}, has_rows=bool(done))
     _end_torn_line(results_path)
     with results_path.open("a", encoding="utf-8") as sink:
 
