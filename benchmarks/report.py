@@ -39,13 +39,14 @@ def _accuracy_table(report: dict[str, Any]) -> str:
 
 def _eval_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| strategy | accuracy | samples/problem | completion tokens/problem | wall (s) |",
+        "| strategy | accuracy | 95% interval | samples/problem | completion tokens/problem |",
         "|---|---|---|---|---|",
     ]
     for r in rows:
+        low, high = r.get("accuracy_ci95") or ("", "")
         lines.append(
-            f"| {r['strategy']} | {r['accuracy']:.3f} | {r['mean_samples']:.1f} | "
-            f"{r['mean_completion_tokens']:.0f} | {r.get('wall', '')} |"
+            f"| {r['strategy']} | {r['accuracy']:.3f} | [{low}, {high}] | "
+            f"{r['mean_samples']:.1f} | {r['mean_completion_tokens']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -91,8 +92,10 @@ def render() -> str:
             "the direction), so the rare, flaw-free direction keeps a share as soon as one "
             "sample finds it, and DORA's accuracy grows with N. At N=4 the rare direction is "
             "among the first steps in about one problem in six, so there is little for γ to "
-            "correct and DORA and REBASE end level. DVTS's independent subtrees also keep "
-            "directions apart and do well at N=16.",
+            "correct and DORA and REBASE end close. DVTS's independent subtrees also keep "
+            "directions apart and come close to DORA at N=16. Particle filtering "
+            "(multinomial resampling by logit-softmax weights) follows the crowd like REBASE "
+            "and loses diversity as N grows (docs/strategies.md measures why).",
             "",
         ]
     sweep = [(m, _load(f"allocation_miss{m}.json")) for m in ("0.3", "0.6")]
@@ -134,10 +137,12 @@ def render() -> str:
             "",
             _accuracy_table(default),
             "",
-            "With a PRM that sees most errors and no look-alike crowd, REBASE and DORA end "
-            "level and a little above best-of-N, while beam search falls below it (it keeps "
-            "only the top N/M candidates and over-trusts the PRM, as Snell et al. report); "
-            "DORA's re-weighting costs nothing when there is no crowd to correct for.",
+            "With a PRM that sees most errors and no look-alike crowd, DVTS, DORA and REBASE "
+            "end a little above best-of-N, while beam search falls below it (it keeps only the "
+            "top N/M candidates and over-trusts the PRM, as Snell et al. report); DORA's "
+            "re-weighting costs nothing when there is no crowd to correct for. Particle "
+            "filtering falls below best-of-N: its resampling collapses the voters onto a few "
+            "first steps (docs/strategies.md).",
             "",
         ]
     evals = []
@@ -150,11 +155,14 @@ def render() -> str:
             "## The command line end to end (HTTP)",
             "",
             "`langgraph-tts sim-server --port 8765 --scenario popular_worse`, then "
-            "`langgraph-tts eval --dataset sim:popular_worse --strategy S --budget 16 "
-            "--out runs/S --seed 0 --base-url http://127.0.0.1:8765/v1 --model sim-policy "
-            "--prm-url http://127.0.0.1:8765 --prm-model sim-prm --embed-url "
-            "http://127.0.0.1:8765/v1 --embed-model sim-embed --set prm_template=qwen2.5` "
-            "(200 problems, 32 in flight):",
+            "`langgraph-tts eval --dataset sim:popular_worse --strategy dora,rebase,best_of_n "
+            "--budget 16 --seeds 1 --concurrency 32 --out runs/http --base-url "
+            "http://127.0.0.1:8765/v1 --model sim-policy --prm-url http://127.0.0.1:8765 "
+            "--prm-model sim-prm --embed-url http://127.0.0.1:8765/v1 --embed-model sim-embed "
+            "--set prm_template=qwen2.5` (200 problems). The same 200 problems as the first "
+            "table, drawn with other seeds (the evaluation seeds every problem from the run's "
+            "seed 0; the table above seeds problem i with i · 100003), so the two differ by "
+            "sampling noise: about ±0.035 (one standard error) on each accuracy.",
             "",
             _eval_table(evals),
             "",
@@ -165,6 +173,8 @@ def render() -> str:
         parts += [
             "## Requests, latency floor and client CPU",
             "",
+            "Measured on 2026-11-23 (before this page's other tables; the request pattern has "
+            "not changed since, the seeds of the samples have). "
             f"`python benchmarks/throughput.py --latency-ms {tp['latency_ms']:.0f} --problems "
             f"{tp['problems']}` (simulator in another process, {tp['latency_ms']:.0f} ms per "
             "request, DORA):",
