@@ -55,13 +55,21 @@ class OpenAIEmbedder(ServedModel):
         max_retries: Attempts after the first on connection errors, 408, 429 and 5xx.
         transport: The aiohttp transport; tests pass one that resolves hosts to a loopback server.
         backoff: Wait settings between attempts.
+        dim: The dimension the vectors must have; `None` takes the first reply's.
     """
 
     role = "embed"
     _base64 = True
     """Ask for base64 vectors until a server refuses them (then plain floats)."""
     dim: int | None = None
-    """The dimension of this client's first vectors; later replies must match it."""
+    """The vectors' dimension: `dim=` if given, else that of this client's first reply; a
+    reply of another dimension is retried."""
+
+    def __init__(self, url: str, model: str, *, dim: int | None = None, **kwargs: Any) -> None:
+        if dim is not None and dim < 1:
+            raise ConfigError(f"dim must be a positive integer, got {dim}")
+        super().__init__(url, model, **kwargs)
+        self.dim = dim
 
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(base_url={self._http.root_url!r}, model={self.model!r})"

@@ -281,6 +281,8 @@ class _Server:
                     return
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
+        except asyncio.CancelledError:  # the server stopping mid-request: end quietly
+            pass
         finally:
             self._writers.discard(writer)
             writer.close()
