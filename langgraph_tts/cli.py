@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["build_parser", "main"]
 
@@ -71,15 +71,23 @@ def _model_flags(parser: argparse.ArgumentParser, *, strategy: bool = True) -> N
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the usage block (ten lines for `solve`) hides the
+    message; `--help` still shows it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="langgraph-tts",
         description="Test-time scaling for math reasoning on vLLM servers, as LangGraph graphs.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("solve", help="solve one problem and print the answer")
-    p.add_argument("problem", help="the problem text")
+    p.add_argument("problem", help="the problem text, or - to read it from standard input")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _model_flags(p)
@@ -259,16 +267,14 @@ async def _check(ctx: Any) -> None:
 
 
 async def _solve(args: argparse.Namespace) -> int:
+    from .errors import check_problem
     from .solve import Solver
 
     ctx = context_from_args(args)
-    if not args.problem.strip():
-        from .errors import ConfigError
-
-        raise ConfigError("the problem is empty")
+    problem = check_problem(sys.stdin.read() if args.problem == "-" else args.problem)
     await _check(ctx)
     solver = Solver(ctx)
-    out = await solver(args.problem, on_event=_progress_printer(args.quiet or args.json))
+    out = await solver(problem, on_event=_progress_printer(args.quiet or args.json))
     result = out.get("result") or {}
     if args.json:
         payload = {
@@ -417,6 +423,22 @@ class _EvalProgress:
         )
 
 
+def _not_utf8(err: UnicodeDecodeError) -> str:
+    return (
+        f"an input file is not UTF-8 text (byte {err.object[err.start : err.start + 1]!r} at "
+        f"offset {err.start}: {err.reason}); convert it to UTF-8"
+    )
+
+
+def _os_error(err: OSError) -> str:
+    """A file the command cannot read or write (`--out` in a read-only place, a file where
+    a directory should be), as one line naming the path."""
+    what = err.strerror or type(err).__name__
+    if err.filename is None:
+        return f"{what} ({type(err).__name__})"
+    return f"cannot use {err.filename}: {what}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `langgraph-tts`."""
     parser = build_parser()
@@ -458,6 +480,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"langgraph-tts: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except UnicodeDecodeError as err:
+        if args.debug:
+            raise
+        print(f"langgraph-tts: {_not_utf8(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        if args.debug:
+            raise
+        print(f"langgraph-tts: {_os_error(err)}", file=sys.stderr)
         return EXIT_FAILURE
     except Exception as err:
         if args.debug:
