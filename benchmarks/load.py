@@ -16,7 +16,7 @@ It runs K at two server latencies: a fast server and a slow one, to show backpre
 same bounded pools and memory, lower throughput, no errors) rather than collapse.
 
     python benchmarks/load.py                        # K = 100 and 1000, latency 0 and 200 ms
-    python benchmarks/load.py --problems 200 --latency-ms 0,100 --json   # what CI runs
+    python benchmarks/load.py --problems 200 --latency-ms 0,150 --strategy best_of_n  # ~ CI
     python benchmarks/load.py --out docs/benchmarks/load.json
 
 Only 127.0.0.1 is contacted; every run is bounded by `--timeout-s`.
@@ -141,15 +141,17 @@ class _Sampler:
         self._thread.join()
 
 
-async def _child(port: int, problems: int, concurrency: int, timeout_s: float) -> dict[str, Any]:
+async def _child(
+    port: int, problems: int, concurrency: int, timeout_s: float, strategy: str, budget: int
+) -> dict[str, Any]:
     from langgraph_tts.context import SolveContext
     from langgraph_tts.sim.world import is_correct, make_problems
     from langgraph_tts.solve import Solver
 
     url = f"http://127.0.0.1:{port}"
     ctx = SolveContext(
-        strategy=STRATEGY,
-        budget=BUDGET,
+        strategy=strategy,
+        budget=budget,
         seed=1,
         base_url=url + "/v1",
         model="sim-policy",
@@ -205,7 +207,12 @@ async def _child(port: int, problems: int, concurrency: int, timeout_s: float) -
 
 
 def measure(
-    port: int, problems: int, concurrency: int = 64, timeout_s: float = 600.0
+    port: int,
+    problems: int,
+    concurrency: int = 64,
+    timeout_s: float = 600.0,
+    strategy: str = STRATEGY,
+    budget: int = BUDGET,
 ) -> dict[str, Any]:
     """One fresh client process: `problems` in flight against the simulator on `port`."""
     out = subprocess.run(
@@ -220,6 +227,10 @@ def measure(
             str(concurrency),
             "--timeout-s",
             str(timeout_s),
+            "--strategy",
+            strategy,
+            "--budget",
+            str(budget),
         ],
         capture_output=True,
         text=True,
@@ -233,14 +244,23 @@ def measure(
 
 
 def run(
-    sizes: list[int], latencies: list[float], concurrency: int = 64, timeout_s: float = 600.0
+    sizes: list[int],
+    latencies: list[float],
+    concurrency: int = 64,
+    timeout_s: float = 600.0,
+    strategy: str = STRATEGY,
+    budget: int = BUDGET,
 ) -> list[dict[str, Any]]:
     rows = []
     for latency in latencies:
         proc, port = start_sim(latency)
         try:
             for k in sizes:
-                row = {"latency_ms": latency, **measure(port, k, concurrency, timeout_s)}
+                row = {
+                    "latency_ms": latency,
+                    "strategy": f"{strategy} N={budget}",
+                    **measure(port, k, concurrency, timeout_s, strategy, budget),
+                }
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
         finally:
@@ -273,18 +293,27 @@ def main() -> None:
     parser.add_argument("--latency-ms", default="0,200", help="server latencies (list)")
     parser.add_argument("--concurrency", type=int, default=64, help="connections per client")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="bound on each run")
+    parser.add_argument("--strategy", default=STRATEGY, help=f"default: {STRATEGY}")
+    parser.add_argument("--budget", type=int, default=BUDGET, help=f"default: {BUDGET}")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = parser.parse_args()
     if args.child is not None:
         result = asyncio.run(
-            _child(args.child, int(args.problems), args.concurrency, args.timeout_s)
+            _child(
+                args.child,
+                int(args.problems),
+                args.concurrency,
+                args.timeout_s,
+                args.strategy,
+                args.budget,
+            )
         )
         print(json.dumps(result))
         return
     sizes = [int(x) for x in args.problems.split(",")]
     latencies = [float(x) for x in args.latency_ms.split(",")]
-    rows = run(sizes, latencies, args.concurrency, args.timeout_s)
+    rows = run(sizes, latencies, args.concurrency, args.timeout_s, args.strategy, args.budget)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2) + "\n")
     print(json.dumps(rows, indent=2) if args.json else table(rows))

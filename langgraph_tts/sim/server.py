@@ -341,14 +341,9 @@ class _Server:
         except Exception as err:  # never let a bug kill the connection silently
             engine.stats.error(500)
             return _error(500, f"simulator error: {err!r}")
-        payload = outcome.payload
-        if draw.wrong_rows and path == "/pooling":
-            engine.stats.fault("wrong_rows")
-            payload = _extra_row(payload)
-        elif draw.wrong_dim and path == "/v1/embeddings":
-            engine.stats.fault("wrong_dim")
-            payload = _half_dim(payload)
-        data = json.dumps(payload).encode("utf-8")
+        # at most one fault per response (the first that applies); a malformed, reset or
+        # wrongly shaped response is not counted as usage
+        data = json.dumps(outcome.payload).encode("utf-8")
         if draw.malformed:
             engine.stats.fault("malformed")
             return _response(200, data[: max(1, len(data) // 2)])
@@ -356,10 +351,16 @@ class _Server:
             engine.stats.fault("reset")
             full = _response(200, data)
             raise _Reset(full[: len(full) - max(1, len(data) // 2)])
-        if draw.slow:
+        if draw.wrong_rows and path == "/pooling":
+            engine.stats.fault("wrong_rows")
+            return _json(200, _extra_row(outcome.payload))
+        if draw.wrong_dim and path == "/v1/embeddings":
+            engine.stats.fault("wrong_dim")
+            return _json(200, _half_dim(outcome.payload))
+        engine.stats.record(path, outcome)
+        if draw.slow:  # delivered late, but delivered: counted as usage too
             engine.stats.fault("slow")
             await asyncio.sleep(cfg.slow_ms / 1000.0)
-        engine.stats.record(path, outcome)
         return _response(200, data)
 
 
