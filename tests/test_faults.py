@@ -289,7 +289,6 @@ def test_100_problems_with_20_percent_transient_failures_answer_every_problem(
     assert abs(acc_faulty - acc_clean) <= noise, summary
     # retries resend the same seeded request, so the answers are the fault-free ones exactly
     assert [r["answer"] for r in faulty_rows] == [r["answer"] for r in clean_rows]
-    assert served == clean_requests  # the same requests, each answered once
 
 
 # -- `langgraph-tts eval` as a black box ----------------------------------------------------
