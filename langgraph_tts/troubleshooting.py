@@ -96,7 +96,7 @@ ENTRIES: tuple[Trouble, ...] = (
         "A SCALE threshold τ outside [0, 1] (`--set tau=1.5`, `--set tau=-0.1`).",
         "invalid setting: tau: Input should be …",
         "ConfigError",
-        "τ is a difficulty in [0, 1]; 0 sends every sub-problem to System 2, 1 none.",
+        "τ is a difficulty in [0, 1]: sub-problems harder than τ go to System 2 (1: none).",
     ),
     Trouble(
         "temperature-range",
@@ -180,6 +180,47 @@ ENTRIES: tuple[Trouble, ...] = (
         "HTTP 404; …",
         "ServerError",
         "vLLM serves the OpenAI routes under `/v1`: `--base-url http://host:8000/v1`.",
+    ),
+    # -- a server that fails past the retries ---------------------------------------------------
+    Trouble(
+        "retries-status",
+        "A server that keeps answering 503/429/5xx (overloaded, restarting) past the retries.",
+        "policy server at … returned HTTP 503: … (gave up after … attempts)",
+        "ServerError",
+        "Wait for the server (its log says why); lower `max_concurrency`; in `eval`, run the "
+        "same command again: failed problems are retried, finished ones kept.",
+    ),
+    Trouble(
+        "retries-timeout",
+        "Responses slower than the read timeout (600 s by default) on every attempt.",
+        "policy server at … timed out (…, read timeout …s); gave up after … attempts",
+        "ServerError",
+        "Lower `max_total_tokens`/`max_step_tokens` or the load on the server, or raise the "
+        "client's `timeout_s`.",
+    ),
+    Trouble(
+        "retries-disconnect",
+        "A server that drops connections mid-response on every attempt (crashing, a proxy).",
+        "policy server at … failed: DisconnectedError: …; gave up after … attempts",
+        "ServerError",
+        "Check the server's log for crashes (out of memory), and any proxy's limits.",
+    ),
+    Trouble(
+        "retries-malformed",
+        "2xx responses that are not JSON (truncated bodies, a proxy's page) on every attempt.",
+        "policy server at … returned a body that is not a JSON object (gave up after … "
+        "attempts): …",
+        "ServerError",
+        "Point the URL at vLLM itself; check proxies that cut or rewrite bodies.",
+    ),
+    Trouble(
+        "retries-shape",
+        "Replies of the wrong shape on every attempt: another number of choices, `/pooling` "
+        "rows or vectors, embeddings of another dimension.",
+        "prm server at …: returned 3 step rows for 2 steps (gave up after … attempts)",
+        "ServerError",
+        "Serve the model the client expects (a STEP-pooling PRM; one embedding model behind "
+        "one URL); pass `OpenAIEmbedder(dim=...)` to pin the dimension.",
     ),
     # -- strategy tables ------------------------------------------------------------------------
     Trouble(
@@ -280,7 +321,8 @@ def pattern(message: str) -> re.Pattern[str]:
 HEADER = """# Troubleshooting
 
 Every bad input below ends the command line with ONE line on stderr, `langgraph-tts: <message>`
-(exit code 2 for a bad setting or file, 1 for a server problem), never a traceback (`--debug`
+(exit code 2 for a bad setting or input file, 1 for a server or output problem), never a
+traceback (`--debug`
 shows one). From Python the same message is the text of a typed exception of
 `langgraph_tts.errors` (`ConfigError` is also a `ValueError`; `ServerError` a `RuntimeError`).
 `…` stands for the parts that vary.

@@ -172,6 +172,31 @@ def _table(name: str) -> Callable[[Any], Any]:
     return run
 
 
+def _faulty(role: str, **faults: Any) -> Callable[[Any], Any]:
+    """A request to a simulator that fails every attempt in one way (fast retries)."""
+
+    def run(fx: Any) -> Any:
+        from langgraph_tts.clients import Backoff, ChatPolicy, PoolingPRM
+        from langgraph_tts.sim.server import SimConfig, start_server
+
+        fast = Backoff(initial_s=0.001, max_s=0.01, retry_after_cap_s=0.01)
+        with start_server(SimConfig(**faults)) as srv:
+            if role == "prm":
+                prm = PoolingPRM(srv.url, "sim-prm", backoff=fast, max_retries=2)
+                return prm.score_sync("1+1?", [["one\n\n", "two\n\n"]])
+            policy = ChatPolicy(
+                srv.base_url,
+                "sim-policy",
+                max_model_len=4096,
+                backoff=fast,
+                max_retries=2,
+                timeout_s=0.1,
+            )
+            return policy.generate_sync([{"role": "user", "content": "1+1?"}])
+
+    return run
+
+
 BIG = "Find x. " * 150_000  # 1.2 MB
 CASES: list[Case] = [
     Case("empty-problem", _solve(problem="")),
@@ -222,6 +247,11 @@ CASES: list[Case] = [
     Case("not-openai-json", _preflight("{fake}/json/v1"), "py", ServerError),
     Case("no-models-route", lambda fx: _solve("--base-url", fx["fake"] + "/v1")(fx)),
     Case("no-models-route", _preflight("{fake}/api"), "py", ServerError),
+    Case("retries-status", _faulty("policy", fail_rate=1.0, burst_len=1000), "py", ServerError),
+    Case("retries-timeout", _faulty("policy", slow_rate=1.0, slow_ms=300), "py", ServerError),
+    Case("retries-disconnect", _faulty("policy", reset_rate=1.0), "py", ServerError),
+    Case("retries-malformed", _faulty("policy", malformed_rate=1.0), "py", ServerError),
+    Case("retries-shape", _faulty("prm", wrong_rows_rate=1.0), "py", ServerError),
     Case(
         "table-version",
         lambda fx: _solve(
