@@ -322,8 +322,7 @@ HEADER = """# Troubleshooting
 
 Every bad input below ends the command line with ONE line on stderr, `langgraph-tts: <message>`
 (exit code 2 for a bad setting or input file, 1 for a server or output problem), never a
-traceback (`--debug`
-shows one). From Python the same message is the text of a typed exception of
+traceback (`--debug` shows one). From Python the same message is the text of a typed exception of
 `langgraph_tts.errors` (`ConfigError` is also a `ValueError`; `ServerError` a `RuntimeError`).
 `…` stands for the parts that vary.
 
