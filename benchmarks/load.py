@@ -157,6 +157,7 @@ async def _child(
         model="sim-policy",
         prm_url=url,
         prm_model="sim-prm",
+        prm_template="qwen2.5",  # batched /pooling: one PRM request per iteration, as with vLLM
         embed_url=url + "/v1",
         embed_model="sim-embed",
         max_concurrency=concurrency,
