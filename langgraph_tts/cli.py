@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["build_parser", "main"]
 
@@ -91,15 +91,23 @@ def _model_flags(
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the usage block (ten lines for `solve`) hides the
+    message; `--help` still shows it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="langgraph-tts",
         description="Test-time scaling for math reasoning on vLLM servers, as LangGraph graphs.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("solve", help="solve one problem and print the answer")
-    p.add_argument("problem", help="the problem text")
+    p.add_argument("problem", help="the problem text, or - to read it from standard input")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _model_flags(p)
@@ -319,16 +327,14 @@ async def _check(ctx: Any) -> None:
 
 
 async def _solve(args: argparse.Namespace) -> int:
+    from .errors import check_problem
     from .solve import Solver
 
     ctx = context_from_args(args)
-    if not args.problem.strip():
-        from .errors import ConfigError
-
-        raise ConfigError("the problem is empty")
+    problem = check_problem(sys.stdin.read() if args.problem == "-" else args.problem)
     await _check(ctx)
     solver = Solver(ctx)
-    out = await solver(args.problem, on_event=_progress_printer(args.quiet or args.json))
+    out = await solver(problem, on_event=_progress_printer(args.quiet or args.json))
     result = out.get("result") or {}
     if args.json:
         payload = {
@@ -348,6 +354,15 @@ async def _solve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     return 0
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """`--concurrency` and `--limit` are positive (0 would hang or mean "all")."""
+    from .errors import ConfigError
+
+    for flag, value in (("--concurrency", args.concurrency), ("--limit", args.limit)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
 
 
 async def _eval(args: argparse.Namespace) -> int:
@@ -382,8 +397,10 @@ async def _eval(args: argparse.Namespace) -> int:
         for name in ("results.sqlite", "results.sqlite-wal", "results.sqlite-shm", "results.jsonl"):
             with contextlib.suppress(FileNotFoundError):
                 (args.out / name).unlink()
-    for name in datasets:  # a bad name fails before any request
-        load_dataset(name, limit=1)
+    _check_counts(args)
+    for name in datasets:  # a bad name or a bad file fails before any request
+        load_dataset(name)
+    args.out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails before any request
     await _check_replicas(ctx, replicas, strategies)
     bar: Any = None
 
@@ -488,6 +505,7 @@ async def _calibrate(args: argparse.Namespace) -> int:
     if args.bins < 1:
         raise ConfigError(f"--bins must be at least 1, got {args.bins}")
     ctx = context_from_args(args)
+    _check_counts(args)
     problems = load_dataset(args.dataset, limit=args.limit)
     from .context import with_overrides
 
@@ -522,6 +540,22 @@ async def _calibrate(args: argparse.Namespace) -> int:
         f"{table.source.get('problems')} problems -> {args.out} (runs in {runs})"
     )
     return 0
+
+
+def _not_utf8(err: UnicodeDecodeError) -> str:
+    return (
+        f"an input file is not UTF-8 text (byte {err.object[err.start : err.start + 1]!r} at "
+        f"offset {err.start}: {err.reason}); convert it to UTF-8"
+    )
+
+
+def _os_error(err: OSError) -> str:
+    """A file the command cannot read or write (`--out` in a read-only place, a file where
+    a directory should be), as one line naming the path."""
+    what = err.strerror or type(err).__name__
+    if err.filename is None:
+        return f"{what} ({type(err).__name__})"
+    return f"cannot use {err.filename}: {what}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -565,6 +599,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"langgraph-tts: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except UnicodeDecodeError as err:
+        if args.debug:
+            raise
+        print(f"langgraph-tts: {_not_utf8(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        if args.debug:
+            raise
+        print(f"langgraph-tts: {_os_error(err)}", file=sys.stderr)
         return EXIT_FAILURE
     except Exception as err:
         if args.debug:

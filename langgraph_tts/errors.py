@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 __all__ = [
+    "MAX_PROBLEM_CHARS",
     "BudgetExhaustedError",
     "ConfigError",
     "GradingTimeoutError",
     "ServerError",
     "ServerUnavailableError",
     "TTSError",
+    "check_problem",
 ]
+
+MAX_PROBLEM_CHARS = 100_000
+"""Longest problem text accepted (about 25k tokens, beyond any competition problem): a longer
+one is a file or a field passed by mistake, and would cost a context window per request."""
 
 VLLM_HINTS = {
     "policy": "vllm serve Qwen/Qwen2.5-1.5B-Instruct --port {port}",
@@ -58,6 +64,19 @@ class BudgetExhaustedError(TTSError, RuntimeError):
 
 class GradingTimeoutError(TTSError, TimeoutError):
     """An answer comparison exceeded its time limit."""
+
+
+def check_problem(text: str) -> str:
+    """`text` stripped; `ConfigError` when it is empty or longer than `MAX_PROBLEM_CHARS`."""
+    stripped = text.strip()
+    if not stripped:
+        raise ConfigError("the problem is empty")
+    if len(stripped) > MAX_PROBLEM_CHARS:
+        raise ConfigError(
+            f"the problem is {len(stripped)} characters long; at most {MAX_PROBLEM_CHARS} are "
+            "accepted (a file or a field passed by mistake?)"
+        )
+    return stripped
 
 
 def _port_of(url: str) -> int:

@@ -82,9 +82,7 @@ def load_dataset(name_or_path: str, *, limit: int | None = None) -> list[dict[st
     if name_or_path.startswith("sim:"):
         return _simulated(name_or_path, limit)
     if name_or_path in DATASETS:
-        text = (resources.files("langgraph_tts") / "data" / DATASETS[name_or_path]).read_text(
-            encoding="utf-8"
-        )
+        data = (resources.files("langgraph_tts") / "data" / DATASETS[name_or_path]).read_bytes()
         source = name_or_path
     else:
         path = Path(name_or_path)
@@ -92,32 +90,59 @@ def load_dataset(name_or_path: str, *, limit: int | None = None) -> list[dict[st
             known = ", ".join(DATASETS)
             msg = f"unknown dataset {name_or_path!r}: not a built-in name ({known}) nor a file"
             raise ConfigError(msg)
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
         source = str(path)
     rows: list[dict[str, str]] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    first_line: dict[str, int] = {}
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        line = _decode(raw, source, lineno)
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{source}:{lineno}: not valid JSON ({err.msg})") from None
-        if not isinstance(record, dict) or "problem" not in record or "answer" not in record:
-            raise ConfigError(f"{source}:{lineno}: a record needs 'problem' and 'answer' fields")
-        row = {
-            "id": str(record.get("id", f"{Path(source).stem}-{lineno}")),
-            "problem": str(record["problem"]),
-            "answer": str(record["answer"]),
-        }
-        for key, value in record.items():  # level, subject, ...: for --where and summaries
-            if key not in row and key not in _LONG_FIELDS and _scalar(value):
-                row[key] = str(value)
+        row = _row(line, source, lineno)
+        if row["id"] in first_line:
+            msg = f"{source}:{lineno}: duplicate id {row['id']!r} (first on line {first_line[row['id']]})"
+            raise ConfigError(msg)
+        first_line[row["id"]] = lineno
         rows.append(row)
         if limit is not None and len(rows) >= limit:
             break
     if not rows:
         raise ConfigError(f"dataset {source} has no problems")
     return rows
+
+
+def _decode(raw: bytes, source: str, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        byte = raw[err.start : err.start + 1]
+        msg = (
+            f"{source}:{lineno}: not UTF-8 text (byte {byte!r} at offset {err.start}: "
+            f"{err.reason}); convert it to UTF-8"
+        )
+        raise ConfigError(msg) from None
+
+
+def _row(line: str, source: str, lineno: int) -> dict[str, str]:
+    """One dataset record: `id`, `problem`, `answer`, and short scalar fields as strings."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{source}:{lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(record, dict) or "problem" not in record or "answer" not in record:
+        raise ConfigError(f"{source}:{lineno}: a record needs 'problem' and 'answer' fields")
+    row = {
+        "id": str(record.get("id", f"{Path(source).stem}-{lineno}")),
+        "problem": str(record["problem"]),
+        "answer": str(record["answer"]),
+    }
+    for field in ("problem", "answer"):
+        if not row[field].strip():
+            raise ConfigError(f"{source}:{lineno}: empty {field!r}")
+    for key, value in record.items():  # level, subject, ...: for --where and summaries
+        if key not in row and key not in _LONG_FIELDS and _scalar(value):
+            row[key] = str(value)
+    return row
 
 
 def read_results(path: Path) -> dict[str, EvalRow]:

@@ -8,12 +8,13 @@ cap those requests to the window.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from .clients._http import Backoff, HTTPClient, Role
 from .clients.policy import model_len_of
-from .errors import ConfigError
+from .errors import ConfigError, ServerError, ServerUnavailableError
 from .serving import RECIPE_PROMPT_ROOM
 
 __all__ = ["check_servers", "largest_max_tokens", "window_warning"]
@@ -38,9 +39,40 @@ async def _served_models(base: str, role: Role, api_key: str | None) -> dict[str
         backoff=PREFLIGHT_BACKOFF,
     )
     try:
-        return await client.get("/models")
+        data = await client.get("/models")
+    except ServerUnavailableError:
+        raise
+    except ServerError as err:
+        if err.status is not None and (200 <= err.status < 300 or err.status in (404, 405)):
+            raise _not_openai(base, role, _what_came_back(err)) from None
+        raise
     finally:
         await client.aclose()
+    if not isinstance(data.get("data"), list):
+        raise _not_openai(base, role, f"JSON that is not a model list: {json.dumps(data)[:120]}")
+    return data
+
+
+def _what_came_back(err: ServerError) -> str:
+    text = str(err)
+    if err.status == 404 or err.status == 405:
+        return f"HTTP {err.status}"
+    if "<html" in text.lower() or "<!doctype" in text.lower():
+        return "an HTML page"
+    return "a body that is not JSON"
+
+
+def _not_openai(base: str, role: Role, what: str) -> ServerError:
+    """The server answered, but not as vLLM's OpenAI-compatible server does."""
+    hint = "the server root, which serves /pooling" if role == "prm" else "vLLM's OpenAI /v1 URL"
+    flag = {"policy": "--base-url", "prm": "--prm-url", "embed": "--embed-url"}[role]
+    url = base.removesuffix("/v1") if role == "prm" else base
+    return ServerError(
+        f"the {role} server at {url} is not a vLLM (OpenAI-compatible) server: GET "
+        f"{base}/models answered {what}; set {flag} to {hint}, e.g. "
+        f"{'http://127.0.0.1:8001' if role == 'prm' else 'http://127.0.0.1:8000/v1'}",
+        url=base + "/models",
+    )
 
 
 def _ids(data: dict[str, Any]) -> list[str]:

@@ -81,10 +81,18 @@ def _check_url(value: str | None, name: str) -> str | None:
     if value is None or value == "":
         return None
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname or _has_space(value):
         msg = f"{name} must be an http(s) URL such as http://127.0.0.1:8000/v1, got {value!r}"
         raise ValueError(msg)
+    try:
+        _ = parts.port
+    except ValueError as err:
+        raise ValueError(f"{name} has an invalid port ({err}): {value!r}") from None
     return value.rstrip("/")
+
+
+def _has_space(text: str) -> bool:
+    return any(ch.isspace() for ch in text)
 
 
 class Settings(BaseModel):

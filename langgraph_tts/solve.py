@@ -32,7 +32,7 @@ from .context import (
     search_context_model,
     solve_context_model,
 )
-from .errors import ConfigError
+from .errors import ConfigError, check_problem
 from .grading import Grader
 from .ledger import Ledger, merge_ledgers
 from .scale.graph import build_scale_graph
@@ -90,6 +90,7 @@ class _SolveNodes:
         problem, reply = problem_from(state)
         if not problem:
             raise ConfigError("no problem to solve: pass {'problem': '...'} or chat messages")
+        check_problem(problem)  # at most MAX_PROBLEM_CHARS
         target = _target(ctx.strategy)
         known = _SUBGRAPHS[target]().model_fields
         passed = {k: v for k, v in user.items() if k in known}

@@ -647,7 +647,7 @@ async def test_prm_row_mismatch_keeps_last_rows_and_warns_once(
 ) -> None:
     rows = [[0.3, 0.7], [0.4, 0.6]]
     rec = Recorder(lambda req, k: httpx.Response(200, json=pooling_response([rows])))
-    prm = PoolingPRM(PRM_URL, "sim-prm", transport=rec.transport)
+    prm = PoolingPRM(PRM_URL, "sim-prm", transport=rec.transport, truncate_prompt_tokens=64)
     with caplog.at_level(logging.WARNING):
         s1 = await prm.score("P?", [["a", "b", "c"]])
         s2 = await prm.score("P?", [["a", "b", "c"]])
@@ -783,8 +783,10 @@ def test_openai_embedder_sync() -> None:
 
 async def test_openai_embedder_count_mismatch() -> None:
     rec = Recorder(lambda req, k: httpx.Response(200, json={"data": [], "usage": {}}))
-    with pytest.raises(ServerError, match="0 vectors for 2 texts"):
-        await OpenAIEmbedder(BASE, "e", transport=rec.transport).embed(["a", "b"])
+    embedder = OpenAIEmbedder(BASE, "e", transport=rec.transport, backoff=FAST, max_retries=2)
+    with pytest.raises(ServerError, match=r"0 vectors for 2 texts.*3 attempts"):
+        await embedder.embed(["a", "b"])
+    assert len(rec.requests) == 3  # a malformed reply is retried like a 503
 
 
 def _cos(a: list[float], b: list[float]) -> float:

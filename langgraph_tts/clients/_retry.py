@@ -7,12 +7,12 @@ the OpenAI SDK; tenacity runs the loop (`HTTPClient`).
 from __future__ import annotations
 
 import email.utils
-import inspect
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tenacity import wait_exponential_jitter
+from tenacity import RetryCallState
 
 from langgraph_tts.clients._constants import (
     DEFAULT_BACKOFF_INITIAL_S,
@@ -86,12 +86,21 @@ def retry_wait_s(exc: BaseException | None, backoff_s: float, retry_after_cap_s:
     return backoff_s
 
 
-def exponential_jitter(backoff: Backoff) -> wait_exponential_jitter:
-    """tenacity's exponential backoff with jitter (`initial_s` became `multiplier` in 9.x)."""
-    first = (
-        "multiplier"
-        if "multiplier" in inspect.signature(wait_exponential_jitter).parameters
-        else "initial"
-    )
-    kwargs: dict[str, float] = {first: backoff.initial_s}
-    return wait_exponential_jitter(max=backoff.max_s, jitter=backoff.initial_s, **kwargs)
+class exponential_jitter:
+    """Exponential backoff with "equal jitter": attempt k waits a uniform draw from
+    [c/2, c], c = min(max_s, initial_s * 2**(k-1)).
+
+    tenacity's `wait_exponential_jitter` adds its jitter before the cap, so every client that
+    reaches `max_s` retries in lockstep (at a restarted server, all at once); here the
+    capped waits are spread too.
+    """
+
+    def __init__(self, backoff: Backoff, rng: random.Random | None = None) -> None:
+        self.initial_s = backoff.initial_s
+        self.max_s = backoff.max_s
+        self._rng = rng or random.Random()
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exponent = min(max(retry_state.attempt_number - 1, 0), 60)
+        ceiling = min(self.max_s, self.initial_s * 2.0**exponent)
+        return ceiling * self._rng.uniform(0.5, 1.0)

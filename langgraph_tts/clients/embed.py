@@ -19,13 +19,14 @@ import itertools
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 
 from langgraph_tts.clients._http import (
+    RetryableReply,
     ServedModel,
     run_sync,
 )
@@ -54,53 +55,89 @@ class OpenAIEmbedder(ServedModel):
         max_retries: Attempts after the first on connection errors, 408, 429 and 5xx.
         transport: The aiohttp transport; tests pass one that resolves hosts to a loopback server.
         backoff: Wait settings between attempts.
+        dim: The dimension the vectors must have; `None` takes the first reply's.
     """
 
     role = "embed"
     _base64 = True
     """Ask for base64 vectors until a server refuses them (then plain floats)."""
+    dim: int | None = None
+    """The vectors' dimension: `dim=` if given, else that of this client's first reply; a
+    reply of another dimension is retried."""
+
+    def __init__(self, url: str, model: str, *, dim: int | None = None, **kwargs: Any) -> None:
+        if dim is not None and dim < 1:
+            raise ConfigError(f"dim must be a positive integer, got {dim}")
+        super().__init__(url, model, **kwargs)
+        self.dim = dim
 
     def __repr__(self) -> str:
         return f"OpenAIEmbedder(base_url={self._http.root_url!r}, model={self.model!r})"
 
     async def embed(self, texts: Sequence[str]) -> Embeddings:
-        """One vector per text, in input order, from one request."""
+        """One vector per text, in input order, from one request.
+
+        A reply with another number of vectors, vectors of unequal length or of another
+        dimension than this client's earlier replies (a replica serving another model) is
+        retried like a 503; `ServerError` names it when the retries run out.
+        """
         texts = _check_texts(texts)
         if not texts:
             return Embeddings(vectors=[], usage=Usage())
-        data = await self._post(texts)
-        url = self._http.url("/embeddings")
-        items = data.get("data")
-        if not isinstance(items, list) or len(items) != len(texts):
-            got = len(items) if isinstance(items, list) else "no"
-            raise ServerError(
-                f"embedding server at {url} returned {got} vectors for {len(texts)} texts",
-                url=url,
-                status=200,
-            )
-        items = sorted(items, key=lambda it: int(it.get("index", 0)))
-        vectors = [_vector(it.get("embedding"), url) for it in items]
+        parsed: list[list[list[float]]] = []
+
+        def check(data: dict[str, Any]) -> None:
+            parsed.append(self._vectors(data, len(texts)))
+
+        data = await self._post(texts, check)
+        vectors = parsed[-1]
+        if self.dim is None:
+            self.dim = len(vectors[0])
         usage = data.get("usage") or {}
         return Embeddings(
             vectors=vectors,
             usage=Usage(requests=1, prompt_tokens=int(usage.get("prompt_tokens") or 0)),
         )
 
-    async def _post(self, texts: list[str]) -> dict[str, Any]:
+    def _vectors(self, data: dict[str, Any], expected: int) -> list[list[float]]:
+        """The vectors of a reply, in input order; `RetryableReply` when the shape is wrong."""
+        items = data.get("data")
+        if not isinstance(items, list) or len(items) != expected:
+            got = len(items) if isinstance(items, list) else "no"
+            raise RetryableReply(f"returned {got} vectors for {expected} texts")
+        if not all(isinstance(it, dict) for it in items):
+            raise RetryableReply("returned an embedding item that is not a JSON object")
+        items = sorted(items, key=lambda it: int(it.get("index", 0)))
+        vectors = [_vector(it.get("embedding")) for it in items]
+        dims = {len(v) for v in vectors}
+        if len(dims) != 1 or 0 in dims:
+            raise RetryableReply(f"returned vectors of unequal dimensions {sorted(dims)}")
+        (dim,) = dims
+        if self.dim is not None and dim != self.dim:
+            raise RetryableReply(
+                f"returned vectors of dimension {dim}, but earlier ones had {self.dim} "
+                "(a replica serving another model?)"
+            )
+        return vectors
+
+    async def _post(
+        self, texts: list[str], check: Callable[[dict[str, Any]], None]
+    ) -> dict[str, Any]:
         """The response body; vectors as base64 (a quarter of the bytes of JSON floats and
         ~30x cheaper to decode) unless the server refused that with a 400/422."""
         body: dict[str, Any] = {"model": self.model, "input": texts}
+        post = self._http.post
         if self._base64:
             try:
-                return await self._http.post("/embeddings", {**body, **BASE64_FIELDS})
+                return await post("/embeddings", {**body, **BASE64_FIELDS}, check=check)
             except ServerError as err:
                 if err.status not in (400, 422):
                     raise
-                data = await self._http.post("/embeddings", {**body, "encoding_format": "float"})
+                data = await post("/embeddings", {**body, "encoding_format": "float"}, check=check)
                 logger.info("embedding server refused base64 vectors (%s); using floats", err)
                 self._base64 = False
                 return data
-        return await self._http.post("/embeddings", {**body, "encoding_format": "float"})
+        return await post("/embeddings", {**body, "encoding_format": "float"}, check=check)
 
     def embed_sync(self, texts: Sequence[str]) -> Embeddings:
         """Blocking `embed` for scripts without a running loop."""
@@ -232,26 +269,23 @@ def _bucket(feature: str, dim: int) -> tuple[int, float]:
     return value % dim, 1.0 if (value >> 63) & 1 else -1.0
 
 
-def _vector(value: Any, url: str) -> list[float]:
+def _vector(value: Any) -> list[float]:
     """One embedding from a response: base64 of little-endian float32, or a list of floats."""
     if isinstance(value, str):
         try:
             raw = base64.b64decode(value, validate=True)
         except ValueError as err:
-            raise ServerError(
-                f"embedding server at {url} sent invalid base64: {err}", url=url, status=200
-            ) from err
+            raise RetryableReply(f"sent invalid base64: {err}") from err
         if len(raw) % 4:
-            raise ServerError(
-                f"embedding server at {url} sent {len(raw)} bytes, not float32 values",
-                url=url,
-                status=200,
-            )
+            raise RetryableReply(f"sent {len(raw)} bytes, not float32 values")
         vector: list[float] = np.frombuffer(raw, dtype="<f4").astype(np.float64).tolist()
         return vector
     if isinstance(value, list):
-        return [float(x) for x in value]
-    raise ServerError(f"embedding server at {url} sent no embedding", url=url, status=200)
+        try:
+            return [float(x) for x in value]
+        except (TypeError, ValueError) as err:
+            raise RetryableReply(f"sent an embedding that is not numbers: {err}") from err
+    raise RetryableReply("sent no embedding")
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:

@@ -27,6 +27,7 @@ __all__ = [
     "RETRIED_FINISH_REASONS",
     "ChatPolicy",
     "build_chat_body",
+    "check_choices",
     "check_finish_reasons",
     "check_messages",
     "model_len_of",
@@ -126,7 +127,7 @@ class ChatPolicy(ServedModel):
             params=dataclasses.replace(params, max_tokens=capped),
             continue_final_message=continue_final_message,
         )
-        data = await self._http.post("/chat/completions", body, check=check_finish_reasons)
+        data = await self._http.post("/chat/completions", body, check=lambda d: check_choices(d, n))
         gen = parse_chat_response(data, n=n, url=self._http.url("/chat/completions"))
         if capped == params.max_tokens:
             return gen
@@ -255,6 +256,18 @@ def check_finish_reasons(data: dict[str, Any]) -> None:
         if reason in RETRIED_FINISH_REASONS:
             index = choice.get("index", "?")
             raise RetryableReply(f"choice {index} finished with finish_reason={reason!r}")
+
+
+def check_choices(data: dict[str, Any], n: int) -> None:
+    """Raise `RetryableReply` for a reply that cannot be the answer to a request for `n`
+    choices (another count, a choice that is not an object) or that the server gave up on."""
+    choices = data.get("choices")
+    if not isinstance(choices, list) or len(choices) != n:
+        got = len(choices) if isinstance(choices, list) else "no"
+        raise RetryableReply(f"returned {got} choices for n={n}")
+    if not all(isinstance(c, dict) for c in choices):
+        raise RetryableReply("returned a choice that is not a JSON object")
+    check_finish_reasons(data)
 
 
 def parse_chat_response(data: dict[str, Any], *, n: int, url: str) -> Generation:

@@ -35,6 +35,7 @@ from langgraph_tts.clients._http import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_S,
     Backoff,
+    RetryableReply,
     ServedModel,
     Transport,
     run_sync,
@@ -240,12 +241,16 @@ class PoolingPRM(ServedModel):
         assert self.template is not None
         render = PRM_TEMPLATES[self.template]
         body = self._body(input=[render(problem, c) for c in candidates])
-        data = await self._http.post("/pooling", body)
-        items = _items_of(data, len(candidates), self._http.url("/pooling"))
-        step_scores = [
-            self._rewards(item, len(c)) for item, c in zip(items, candidates, strict=True)
-        ]
-        return Scores(step_scores=step_scores, usage=_usage_of(data, 1), source="prm")
+        parsed: list[list[list[float]]] = []
+
+        def check(data: dict[str, Any]) -> None:
+            items = _items_of(data, len(candidates))
+            parsed.append(
+                [self._rewards(item, len(c)) for item, c in zip(items, candidates, strict=True)]
+            )
+
+        data = await self._http.post("/pooling", body, check=check)
+        return Scores(step_scores=parsed[-1], usage=_usage_of(data, 1), source="prm")
 
     async def _score_unbatched(self, problem: str, candidates: list[list[str]]) -> Scores:
         results = await asyncio.gather(*(self._score_one(problem, c) for c in candidates))
@@ -258,12 +263,21 @@ class PoolingPRM(ServedModel):
             {"role": "user", "content": problem},
             {"role": "assistant", "content": PRM_STEP_TAG.join(steps) + PRM_STEP_TAG},
         ]
-        data = await self._http.post("/pooling", self._body(messages=messages))
-        (item,) = _items_of(data, 1, self._http.url("/pooling"))
-        return self._rewards(item, len(steps)), _usage_of(data, 1)
+        parsed: list[list[float]] = []
+
+        def check(data: dict[str, Any]) -> None:
+            (item,) = _items_of(data, 1)
+            parsed.append(self._rewards(item, len(steps)))
+
+        data = await self._http.post("/pooling", self._body(messages=messages), check=check)
+        return parsed[-1], _usage_of(data, 1)
 
     def _rewards(self, item: Any, n_steps: int) -> list[float]:
-        """Column 1 (P(positive)) of each step row, aligned to the last steps if rows are short."""
+        """Column 1 (P(positive)) of each step row, aligned to the last steps if rows are short.
+
+        Raises `RetryableReply` (retried like a 503) for more rows than steps, or fewer without
+        `truncate_prompt_tokens`: neither can be the answer to this request.
+        """
         url = self._http.url("/pooling")
         rows = item.get("data") if isinstance(item, dict) else None
         if (
@@ -278,19 +292,22 @@ class PoolingPRM(ServedModel):
                 url=url,
                 status=200,
             )
-        if len(rows) != n_steps:
-            if not self._warned_rows:
-                self._warned_rows = True
-                logger.warning(
-                    "PRM %s returned %d step rows for %d steps (truncated prompt?); keeping the "
-                    "last %d (warned once)",
-                    self.model,
-                    len(rows),
-                    n_steps,
-                    min(len(rows), n_steps),
-                )
-            rows = rows[-min(len(rows), n_steps) :]
-        return [float(row[1] if len(row) > 1 else row[0]) for row in rows]
+        if len(rows) > n_steps or (len(rows) < n_steps and self.truncate_prompt_tokens is None):
+            raise RetryableReply(f"returned {len(rows)} step rows for {n_steps} steps")
+        if len(rows) != n_steps and not self._warned_rows:
+            self._warned_rows = True
+            logger.warning(
+                "PRM %s returned %d step rows for %d steps (truncated prompt); keeping the "
+                "last %d (warned once)",
+                self.model,
+                len(rows),
+                n_steps,
+                len(rows),
+            )
+        try:
+            return [float(row[1] if len(row) > 1 else row[0]) for row in rows]
+        except (TypeError, ValueError) as err:
+            raise RetryableReply(f"returned a step row that is not numbers: {err}") from err
 
 
 def _clean_steps(steps: Sequence[str], index: int) -> list[str]:
@@ -302,13 +319,11 @@ def _clean_steps(steps: Sequence[str], index: int) -> list[str]:
     return [s.replace(PRM_STEP_TAG, "") for s in steps]
 
 
-def _items_of(data: dict[str, Any], expected: int, url: str) -> list[Any]:
+def _items_of(data: dict[str, Any], expected: int) -> list[Any]:
     items = data.get("data")
     if not isinstance(items, list) or len(items) != expected:
         got = len(items) if isinstance(items, list) else "no"
-        raise ServerError(
-            f"PRM server at {url} returned {got} results for {expected} inputs", url=url, status=200
-        )
+        raise RetryableReply(f"returned {got} results for {expected} inputs")
     return sorted(items, key=lambda it: int(it.get("index", 0)) if isinstance(it, dict) else 0)
 
 

@@ -23,7 +23,9 @@ class SimConfig(BaseModel):
     fail_rate: float = 0.0
     """Probability that a model request starts a fault burst."""
     fail_status: Literal[503, 429] = 503
-    """Status of injected failures; 429 responses carry `Retry-After: 0`."""
+    """Status of injected failures; 429 responses carry `Retry-After` (`retry_after_s`)."""
+    retry_after_s: float = 0.0
+    """`Retry-After` of injected failures: always sent with a 429, with a 503 when > 0."""
     burst_len: int = 2
     """Consecutive failures per burst; the request after a burst always gets through."""
     malformed_rate: float = 0.0
@@ -31,6 +33,16 @@ class SimConfig(BaseModel):
     slow_rate: float = 0.0
     """Probability that a response is delayed by a further `slow_ms`."""
     slow_ms: float = 500.0
+    reset_rate: float = 0.0
+    """Probability that the connection is reset halfway through a 200 response's body."""
+    wrong_rows_rate: float = 0.0
+    """Probability that a `/pooling` response has one step row too many in each result."""
+    wrong_dim_rate: float = 0.0
+    """Probability that an `/v1/embeddings` response has vectors of half the dimension."""
+    outage_every_s: float = 0.0
+    """Every this many seconds the server dies (connections reset, connects refused) for
+    `outage_s`, then comes back on the same port; 0 = never. Single-process servers only."""
+    outage_s: float = 1.0
     prm_noise: float = 0.8
     """Std of the logit-space noise on PRM scores; 0 makes the PRM an exact oracle."""
     prm_miss_rate: float | None = None
@@ -62,6 +74,9 @@ class SimConfig(BaseModel):
         "fail_rate",
         "malformed_rate",
         "slow_rate",
+        "reset_rate",
+        "wrong_rows_rate",
+        "wrong_dim_rate",
         "prm_miss_rate",
         "prm_foresight",
         "ramble_rate",
@@ -73,7 +88,15 @@ class SimConfig(BaseModel):
             raise ValueError(f"{info.field_name} must be a probability in [0, 1], got {v}")
         return v
 
-    @field_validator("latency_ms", "slow_ms", "prm_noise", "verifier_noise")
+    @field_validator(
+        "latency_ms",
+        "slow_ms",
+        "retry_after_s",
+        "outage_every_s",
+        "outage_s",
+        "prm_noise",
+        "verifier_noise",
+    )
     @classmethod
     def _non_negative(cls, v: float, info: ValidationInfo) -> float:
         if not v >= 0.0 or v == float("inf"):

@@ -85,7 +85,16 @@ class Outcome:
     kinds: Counter[str] = field(default_factory=Counter)
 
 
-FAULT_KINDS = ("status_503", "status_429", "malformed", "slow")
+FAULT_KINDS = (
+    "status_503",
+    "status_429",
+    "malformed",
+    "slow",
+    "reset",
+    "wrong_rows",
+    "wrong_dim",
+    "outage",
+)
 _ERROR_STATUSES = range(400, 600)
 
 

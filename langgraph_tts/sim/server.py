@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import multiprocessing
@@ -20,6 +21,7 @@ import socket
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from types import TracebackType
@@ -52,8 +54,8 @@ class _Faults:
         self._burst_left = 0
         self._recovering = False
 
-    def draw(self) -> tuple[bool, bool, bool]:
-        """(fail with the fault status, send a malformed body, delay by slow_ms)."""
+    def draw(self) -> _Draw:
+        """Which faults hit this model request (at most one of fail, malformed, reset)."""
         cfg = self._cfg
         with self._lock:
             fail = False
@@ -67,11 +69,36 @@ class _Faults:
                 self._burst_left = cfg.burst_len - 1
                 self._recovering = self._burst_left == 0
                 fail = True
-            malformed = (
-                not fail and cfg.malformed_rate > 0 and self._rng.random() < cfg.malformed_rate
+            if fail:
+                return _Draw(fail=True)
+            rng = self._rng
+            return _Draw(
+                malformed=cfg.malformed_rate > 0 and rng.random() < cfg.malformed_rate,
+                slow=cfg.slow_rate > 0 and rng.random() < cfg.slow_rate,
+                reset=cfg.reset_rate > 0 and rng.random() < cfg.reset_rate,
+                wrong_rows=cfg.wrong_rows_rate > 0 and rng.random() < cfg.wrong_rows_rate,
+                wrong_dim=cfg.wrong_dim_rate > 0 and rng.random() < cfg.wrong_dim_rate,
             )
-            slow = not fail and cfg.slow_rate > 0 and self._rng.random() < cfg.slow_rate
-        return fail, malformed, slow
+
+
+@dataclass(frozen=True, slots=True)
+class _Draw:
+    """The faults drawn for one model request."""
+
+    fail: bool = False
+    malformed: bool = False
+    slow: bool = False
+    reset: bool = False
+    wrong_rows: bool = False
+    wrong_dim: bool = False
+
+
+class _Reset(Exception):
+    """Send `partial` (headers and half the body), then reset the connection."""
+
+    def __init__(self, partial: bytes) -> None:
+        super().__init__("simulated connection reset")
+        self.partial = partial
 
 
 class _Request:
@@ -182,16 +209,50 @@ class _Server:
         self._worker_header = b"" if worker is None else f"X-Sim-Worker: {worker}\r\n".encode()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
+        self._address: tuple[str, int] = ("127.0.0.1", 0)
+        self._outages: asyncio.Task[None] | None = None
 
-    async def start(self, listener: socket.socket) -> None:
+    async def start(self, listener: socket.socket, *, outages: bool = True) -> None:
+        self._address = listener.getsockname()[:2]
         self._server = await asyncio.start_server(self._connection, sock=listener)
+        every = self.engine.config.outage_every_s
+        if outages and every > 0:
+            self._outages = asyncio.create_task(self._outage_loop(every))
 
     async def aclose(self) -> None:
         """Stop accepting and drop every connection, idle or not."""
+        if self._outages is not None:
+            self._outages.cancel()
         if self._server is not None:
             self._server.close()
+            self._server = None
         for writer in list(self._writers):
             writer.transport.abort()
+
+    async def go_down(self) -> None:
+        """A replica dying: stop listening (connects are refused) and reset every connection."""
+        self.engine.stats.fault("outage")
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    async def come_up(self) -> None:
+        """The replica back on the same address."""
+        if self._server is None:
+            host, port = self._address
+            self._server = await asyncio.start_server(self._connection, sock=_listen(host, port))
+
+    async def outage(self, seconds: float) -> None:
+        await self.go_down()
+        await asyncio.sleep(seconds)
+        await self.come_up()
+
+    async def _outage_loop(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            await self.outage(self.engine.config.outage_s)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -204,7 +265,13 @@ class _Server:
                     writer.write(_error(400, str(err)))
                     await writer.drain()
                     return
-                reply = await self._reply(request)
+                try:
+                    reply = await self._reply(request)
+                except _Reset as reset:
+                    writer.write(reset.partial)
+                    await writer.drain()
+                    writer.transport.abort()
+                    return
                 if self._worker_header:  # after the status line
                     head, _, rest = reply.partition(b"\r\n")
                     reply = head + b"\r\n" + self._worker_header + rest
@@ -213,6 +280,8 @@ class _Server:
                 if not request.keep_alive:
                     return
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        except asyncio.CancelledError:  # the server stopping mid-request: end quietly
             pass
         finally:
             self._writers.discard(writer)
@@ -241,10 +310,12 @@ class _Server:
         engine, cfg = self.engine, self.engine.config
         if cfg.latency_ms > 0:
             await asyncio.sleep(cfg.latency_ms / 1000.0)
-        fail, malformed, slow = self.faults.draw()
-        if fail:
+        draw = self.faults.draw()
+        if draw.fail:
             engine.stats.fault(f"status_{cfg.fail_status}")
-            headers = {"Retry-After": "0"} if cfg.fail_status == 429 else None
+            headers = None
+            if cfg.fail_status == 429 or cfg.retry_after_s > 0:
+                headers = {"Retry-After": f"{cfg.retry_after_s:g}"}
             message = "Too Many Requests" if cfg.fail_status == 429 else "Service Unavailable"
             err_type = "RateLimitError" if cfg.fail_status == 429 else "ServiceUnavailableError"
             body = {
@@ -270,15 +341,50 @@ class _Server:
         except Exception as err:  # never let a bug kill the connection silently
             engine.stats.error(500)
             return _error(500, f"simulator error: {err!r}")
+        # at most one fault per response (the first that applies); a malformed, reset or
+        # wrongly shaped response is not counted as usage
         data = json.dumps(outcome.payload).encode("utf-8")
-        if malformed:
+        if draw.malformed:
             engine.stats.fault("malformed")
             return _response(200, data[: max(1, len(data) // 2)])
-        if slow:
+        if draw.reset:
+            engine.stats.fault("reset")
+            full = _response(200, data)
+            raise _Reset(full[: len(full) - max(1, len(data) // 2)])
+        if draw.wrong_rows and path == "/pooling":
+            engine.stats.fault("wrong_rows")
+            return _json(200, _extra_row(outcome.payload))
+        if draw.wrong_dim and path == "/v1/embeddings":
+            engine.stats.fault("wrong_dim")
+            return _json(200, _half_dim(outcome.payload))
+        engine.stats.record(path, outcome)
+        if draw.slow:  # delivered late, but delivered: counted as usage too
             engine.stats.fault("slow")
             await asyncio.sleep(cfg.slow_ms / 1000.0)
-        engine.stats.record(path, outcome)
         return _response(200, data)
+
+
+def _extra_row(payload: dict[str, Any]) -> dict[str, Any]:
+    """A `/pooling` payload whose every result has one step row more than steps scored."""
+    data = [
+        {**item, "data": [*item["data"], item["data"][-1] if item["data"] else [0.5, 0.5]]}
+        for item in payload["data"]
+    ]
+    return {**payload, "data": data}
+
+
+def _half_dim(payload: dict[str, Any]) -> dict[str, Any]:
+    """An `/v1/embeddings` payload whose vectors have half the dimension (base64 or floats)."""
+    data = []
+    for item in payload["data"]:
+        vector = item["embedding"]
+        if isinstance(vector, str):
+            raw = base64.b64decode(vector)
+            half = base64.b64encode(raw[: (len(raw) // 8) * 4]).decode("ascii")
+            data.append({**item, "embedding": half})
+        else:
+            data.append({**item, "embedding": vector[: len(vector) // 2]})
+    return {**payload, "data": data}
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -338,6 +444,16 @@ class SimServer:
     def reset_stats(self) -> None:
         self._server.engine.stats.reset()
 
+    def outage(self, seconds: float) -> None:
+        """Make the server die now and come back on the same port after `seconds`: connects
+        are refused meanwhile and every open connection is reset. Returns once it is down."""
+        down = asyncio.run_coroutine_threadsafe(self._server.go_down(), self._loop)
+        down.result(timeout=5)
+        self._loop.call_soon_threadsafe(self._come_up_later, seconds)
+
+    def _come_up_later(self, seconds: float) -> None:
+        self._loop.call_later(seconds, lambda: self._loop.create_task(self._server.come_up()))
+
     def stop(self) -> None:
         """Stop serving and close every connection (idempotent)."""
         if self._stopped:
@@ -392,6 +508,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--malformed-rate", type=float, default=d.malformed_rate, help="truncated JSON bodies")
     a("--slow-rate", type=float, default=d.slow_rate, help="probability of a slow response")
     a("--slow-ms", type=float, default=d.slow_ms, help="extra delay of a slow response")
+    a("--retry-after-s", type=float, default=d.retry_after_s, help="Retry-After of failures")
+    a("--reset-rate", type=float, default=d.reset_rate, help="connections reset mid-response")
+    a("--wrong-rows-rate", type=float, default=d.wrong_rows_rate, help="/pooling: a row too many")
+    a("--wrong-dim-rate", type=float, default=d.wrong_dim_rate, help="embeddings of half the dim")
+    a(
+        "--outage-every-s",
+        type=float,
+        default=d.outage_every_s,
+        help="every this many seconds the server dies for --outage-s (0 = never; 1 worker)",
+    )
+    a("--outage-s", type=float, default=d.outage_s, help="how long each outage lasts")
     a("--prm-noise", type=float, default=d.prm_noise, help="PRM logit noise (0 = oracle)")
     a(
         "--prm-miss-rate",
@@ -534,7 +661,7 @@ def _worker(config: SimConfig, listener: socket.socket, stats: SimStats, index: 
     server = _Server(SimEngine(config, stats=stats), _Faults(config, index), worker=index)
 
     async def serve() -> None:
-        await server.start(listener)
+        await server.start(listener, outages=False)  # the listener is shared by the workers
         await asyncio.Event().wait()
 
     with contextlib.suppress(KeyboardInterrupt):
