@@ -307,8 +307,15 @@ class SearchLoopSettings(Settings):
         int | None,
         Field(
             ge=0,
-            description="Adaptive: samples a run may spend beyond its fixed-N reference (what a "
-            "cross-problem pool grants). None: (adaptive_cap - 1) x the reference.",
+            description="Adaptive: samples a run may spend beyond its fixed-N reference. None: "
+            "(adaptive_cap - 1) x the reference, or 0 with adaptive_pool (the pool lends).",
+        ),
+    ] = None
+    adaptive_pool: Annotated[
+        str | None,
+        Field(
+            description="Adaptive: name of a BudgetPool in this process (eval --adaptive makes "
+            "one): an uncertain run borrows what easy runs saved, every run pays back its savings."
         ),
     ] = None
 

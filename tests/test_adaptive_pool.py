@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,69 +21,54 @@ from langgraph_tts.clients.types import (
     Usage,
 )
 from langgraph_tts.context import SolveContext
+from langgraph_tts.errors import ConfigError
 from langgraph_tts.solve import Solver
-from langgraph_tts.strategies.pool import BudgetPool
+from langgraph_tts.strategies.pool import BudgetPool, get_pool
 
 
 def test_nothing_is_lent_before_something_is_saved() -> None:
     pool = BudgetPool()
-    first = pool.grant()
-    assert first.credit == 0
-    pool.settle(first, spent=4, reference=16)  # an easy problem saved 12
-    second = pool.grant()
-    assert second.credit == 6  # half of the 12 saved
-    assert pool.available == 6
-    third = pool.grant()
-    assert third.credit == 3  # half of what is still free
-    pool.settle(second, spent=22, reference=16)  # borrowed 6
-    pool.settle(third, spent=16, reference=16)
-    assert pool.balance == 6 and pool.available == 6
+    assert pool.borrow(10) == 0
+    pool.settle(spent=4, reference=16)  # an easy problem saved 12
+    assert pool.borrow(100) == 6  # at most half of the balance per loan
+    assert pool.borrow(2) == 2
+    assert pool.balance == 4
+    pool.settle(spent=24, reference=16, borrowed=8)  # the loans are repaid in the settlement
+    assert pool.balance == 4 and pool.lent == 8
     assert pool.summary()["mean_samples"] <= pool.summary()["mean_reference"]
 
 
-def test_credit_is_capped_by_a_multiple_of_the_mean_reference() -> None:
-    pool = BudgetPool(share=1.0, cap=3.0)
-    for _ in range(10):
-        pool.settle(pool.grant(), spent=0, reference=16)
-    assert pool.grant().credit == 48
-    assert BudgetPool(share=1.0, max_credit=5).grant().credit == 0
-    fixed = BudgetPool(share=1.0, max_credit=5)
-    fixed.settle(fixed.grant(), spent=0, reference=16)
-    assert fixed.grant().credit == 5
-
-
-def test_a_failed_problem_only_frees_its_credit() -> None:
-    pool = BudgetPool()
-    pool.settle(pool.grant(), spent=0, reference=10)
-    g = pool.grant()
-    pool.settle_output(g, None)
-    assert pool.available == 10 and pool.settled == 1
+def test_pools_are_found_by_name_and_a_missing_one_fails() -> None:
+    pool = BudgetPool(name="test-pool-a")
+    assert get_pool("test-pool-a") is pool
+    assert pool.settings() == {"adaptive": True, "adaptive_pool": "test-pool-a"}
+    with pytest.raises(ConfigError, match="no budget pool"):
+        get_pool("no-such-pool")
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     runs=st.lists(
-        st.tuples(st.floats(1, 100), st.floats(0, 1), st.booleans()), min_size=1, max_size=40
+        st.tuples(st.floats(1, 100), st.floats(0, 1), st.floats(0, 500)), min_size=1, max_size=40
     ),
     share=st.floats(0.05, 1.0),
     concurrent=st.integers(1, 8),
 )
 def test_total_spend_never_exceeds_the_total_reference(
-    runs: list[tuple[float, float, bool]], share: float, concurrent: int
+    runs: list[tuple[float, float, float]], share: float, concurrent: int
 ) -> None:
-    """Runs spend anything up to reference + credit; problems overlap `concurrent` at a time."""
+    """Runs overlap `concurrent` at a time; each spends up to its reference plus its loans."""
     pool = BudgetPool(share=share)
-    open_: list[tuple[Any, float, float, bool]] = []
-    for ref, frac, greedy in runs:
-        grant = pool.grant()
-        open_.append((grant, ref, frac, greedy))
+    open_: list[tuple[float, float, int]] = []
+    for ref, frac, ask in runs:
+        open_.append((ref, frac, pool.borrow(ask)))
+        assert pool.balance >= 0
         if len(open_) >= concurrent:
-            g, r, f, greedy_ = open_.pop(0)
-            pool.settle(g, spent=(r + g.credit) if greedy_ else f * r, reference=r)
-    for g, r, f, greedy_ in open_:
-        pool.settle(g, spent=(r + g.credit) if greedy_ else f * r, reference=r)
+            r, f, got = open_.pop(0)
+            pool.settle(spent=f * (r + got), reference=r, borrowed=got)
+    for r, f, got in open_:
+        pool.settle(spent=f * (r + got), reference=r, borrowed=got)
     assert pool.spent <= pool.reference + 1e-6
-    assert pool.reserved == 0
 
 
 @dataclass
@@ -135,7 +121,18 @@ def test_the_pool_moves_what_easy_problems_saved_to_hard_ones_through_a_solver()
     spent = [o["ledger"]["samples"] for o in outs]
     reports = [o["result"]["adaptive"] for o in outs]
     assert spent[:4] == [4, 4, 4, 4]  # decided after the first round
-    assert all(r["reference"] == 16 for r in reports)
-    assert reports[4]["credit"] > 0 and spent[4] > 16  # a hard problem borrowed
+    assert all(r["reference"] == 16 and r["pool"] == pool.name for r in reports)
+    assert reports[4]["borrowed"] > 0 and spent[4] > 16  # a hard problem borrowed
+    assert reports[4]["stop"] == "budget"
     assert sum(spent) <= 16 * len(problems)  # never more than fixed N on these problems
-    assert pool.summary()["mean_samples"] <= 16
+    summary = pool.summary()
+    assert summary["problems"] == 6 and summary["mean_samples"] <= 16
+    assert pool.balance == 16 * len(problems) - sum(spent)
+
+
+def test_an_unknown_pool_fails_before_anything_is_spent() -> None:
+    policy = ByProblemPolicy()
+    ctx = SolveContext(strategy="best_of_n", budget=16, adaptive=True, adaptive_pool="nope")
+    with pytest.raises(ConfigError, match="no budget pool"):
+        asyncio.run(Solver(ctx, policy=policy, prm=ConstantPRM())("easy 1"))
+    assert policy.calls == []

@@ -29,14 +29,23 @@ from ..seeds import request_seed
 from ..settings import overlay
 from ..state import SearchState, TreeNode, count_by_id, path_text
 from ..strategies import Frontier, Strategy, get_strategy
-from ..strategies.adaptive import decision, next_width, start_width
+from ..strategies.adaptive import decision, next_width, start_width, wanted_width
+from ..strategies.pool import get_pool
 
 __all__ = ["KEPT_FINISHES", "SearchNodes", "problem_from", "rollout_budget"]
 
 KEPT_FINISHES = frozenset({"eos", "length", "empty", "token_cap"})
 """Finish reasons whose solutions join the vote (`discarded` and `budget` do not)."""
 
-ROUND_ENDS = frozenset({"final_iteration", "sampled", "budget_reached", "no_active_candidates"})
+ROUND_ENDS = frozenset(
+    {
+        "final_iteration",
+        "sampled",
+        "budget_reached",
+        "no_active_candidates",
+        "no_rollouts_allocated",
+    }
+)
 """Stop reasons that, under adaptive compute, end a round rather than the run."""
 
 
@@ -174,6 +183,8 @@ class SearchNodes:
         spec.validate(ctx)
         n = spec.rollouts(ctx)
         rounds: dict[str, Any] = {}
+        if ctx.adaptive and ctx.adaptive_pool:
+            get_pool(ctx.adaptive_pool)  # fails now, before anything is spent
         if ctx.adaptive and n > 1:
             width = start_width(ctx, spec.min_rollouts(ctx))
             rounds = {
@@ -409,7 +420,7 @@ class SearchNodes:
                 frontier.extend([nid] * count)
             if not frontier:
                 done, stop_reason = True, "no_rollouts_allocated"
-        elif rounds:
+        if done and rounds:
             rounds, round_event = _end_round(ctx, state, rounds, stop_reason)
             runtime.stream_writer(round_event)
             if rounds["stop"]:
@@ -483,9 +494,18 @@ class SearchNodes:
             summary["finish_reason"] = nodes[winner]["finish"]
         wall = Ledger(wall_s=time.time() - state.get("started_at", time.time()))
         if rounds:
-            summary["adaptive"] = _adaptive_report(rounds, state.get("ledger") or {})
+            report = _adaptive_report(rounds, state.get("ledger") or {})
+            summary["adaptive"] = report
             if rounds.get("allowance") is not None:
                 wall["budget_samples"] = int(rounds["allowance"])
+            if ctx.adaptive_pool and report["reference"] is not None:
+                # pay the savings (or the loan) back into the cross-problem pool
+                report["pool"] = ctx.adaptive_pool
+                get_pool(ctx.adaptive_pool).settle(
+                    spent=report["samples"],
+                    reference=report["reference"],
+                    borrowed=report["borrowed"],
+                )
         summary["ledger"] = merge_ledgers(state.get("ledger") or {}, wall)
         out: dict[str, Any] = {"answer": result.answer, "result": summary, "ledger": wall}
         if state.get("reply"):
@@ -573,11 +593,10 @@ def _end_round(
     cost_per_width = spent / max(sum(widths), 1)  # samples per unit of width, so far
     if out["reference"] is None:  # end of round 0: what fixed N would have drawn
         reference = cost_per_width * int(out["rollouts"])
-        credit = (
-            ctx.adaptive_credit
-            if ctx.adaptive_credit is not None
-            else (ctx.adaptive_cap - 1.0) * reference
-        )
+        if ctx.adaptive_credit is not None:
+            credit = float(ctx.adaptive_credit)
+        else:  # a pool lends as the run goes; alone, a run may draw up to cap x its reference
+            credit = 0.0 if ctx.adaptive_pool else (ctx.adaptive_cap - 1.0) * reference
         out["reference"] = round(reference, 3)
         out["allowance"] = max(spent, math.floor(reference + credit))
     out["confidence"] = round(test.confidence, 6)
@@ -594,6 +613,15 @@ def _end_round(
     elif spent <= int(rounds["samples0"]) or _caps_exhausted(ctx, state.get("ledger", {}), None):
         out["stop"] = "hard_cap"  # the round drew nothing, or a hard cap is spent
     else:
+        if ctx.adaptive_pool:  # borrow what the next, wider round lacks
+            want = wanted_width(ctx, int(out["width"]))
+            ceiling = ctx.adaptive_cap * float(out["reference"])  # at most cap x the reference
+            short = min(want * cost_per_width, ceiling) - (limit - spent)
+            if short > 0 and limit < ceiling:
+                got = get_pool(ctx.adaptive_pool).borrow(min(short, ceiling - limit))
+                out["borrowed"] = int(out.get("borrowed", 0)) + got
+                out["allowance"] = int(out["allowance"]) + got
+                limit += got
         width = next_width(
             ctx,
             width=int(out["width"]),
@@ -637,6 +665,7 @@ def _adaptive_report(rounds: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
         "rounds": len(rounds["widths"]),
         "reference": rounds.get("reference"),
         "allowance": rounds.get("allowance"),
+        "borrowed": rounds.get("borrowed", 0),
         "samples": int(ledger.get("samples", 0)),
         "confidence": rounds.get("confidence"),
         "weights": rounds.get("weights"),

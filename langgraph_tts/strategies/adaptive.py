@@ -38,6 +38,7 @@ __all__ = [
     "decision",
     "next_width",
     "start_width",
+    "wanted_width",
 ]
 
 ADAPTIVE_STOPS = ("decided", "budget", "hard_cap")
@@ -119,6 +120,11 @@ def cap_width(ctx: Any) -> int:
     return max(1, math.floor(float(ctx.adaptive_cap) * int(ctx.budget)))
 
 
+def wanted_width(ctx: Any, width: int) -> int:
+    """`adaptive_growth` x `width` (at least one more), at most `adaptive_cap` x N."""
+    return min(max(math.ceil(width * float(ctx.adaptive_growth)), width + 1), cap_width(ctx))
+
+
 def next_width(
     ctx: Any,
     *,
@@ -134,7 +140,7 @@ def next_width(
     shrinks to what `allowance - spent` pays for at `cost_per_width` samples per unit of
     width (what round 0 cost), and is dropped below `minimum` (the strategy's least width).
     """
-    want = min(max(math.ceil(width * float(ctx.adaptive_growth)), width + 1), cap_width(ctx))
+    want = wanted_width(ctx, width)
     room = allowance - spent
     if cost_per_width > 0:
         want = min(want, math.floor(room / cost_per_width))

@@ -2,125 +2,99 @@
 
 An adaptive run (`adaptive=true`) measures its own *reference*, the samples fixed N would
 have drawn on it (round 0's samples x N / w_0; exactly N for best-of-N), and may spend its
-reference plus a *credit* (`adaptive_credit`). The pool decides the credits of an
-evaluation's problems:
+reference plus whatever it borrows. With `adaptive_pool=<name>` the run uses the pool of
+that name (in this process):
 
-- before a problem starts, `grant()` lends it `share` of what the pool holds (at most
-  `max_credit`, by default (adaptive_cap - 1) x the mean reference seen so far), and reserves
-  it;
-- when it ends, `settle(grant, spent=..., reference=...)` adds `reference - spent` to the
-  pool (what an easy problem did not spend, or minus what a hard one borrowed) and frees the
-  reservation.
+- at the end of an undecided round, when its allowance cannot pay for the next, wider
+  round, the run *borrows* the shortfall: the pool lends at most `share` of what it holds
+  (and never more than it holds);
+- when the run votes, it *settles*: `reference - spent + borrowed` goes (back) into the pool,
+  so an easy problem that stopped early adds its savings and a hard one repays its loan.
 
 Credit is only lent from savings already made, and a run never spends more than its
-reference plus its credit (the search graph caps it), so over the problems the pool has
-settled, samples spent <= sum of references: the mean samples per problem do not exceed what
-fixed N would have drawn (up to the reference being an estimate for step-level search; see
-docs/adaptive.md for how close it is). Problems that start before anything was saved get no
-credit.
+reference plus what it borrowed (the search graph caps it), so over the problems of one
+pool, samples spent <= sum of the references: the mean samples per problem do not exceed what
+fixed N would have drawn (for step-level search the reference is an estimate; see
+docs/adaptive.md for how close it is). A run that fails after borrowing does not repay (the
+pool only ever errs on the side of spending less).
 
-The pool is synchronous and lock-protected: call it from asyncio tasks or threads.
-`wrap(solver, context)` turns any `Solver`-like callable into one that asks the pool first.
+Pools are registered by name in a process-wide weak registry, so the setting stays a string
+(JSON, Studio, the eval summary). The pool is lock-protected: call it from asyncio tasks or
+threads.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..errors import ConfigError
 from ..settings import overlay
 
-__all__ = ["BudgetPool", "Grant"]
+__all__ = ["BudgetPool", "get_pool"]
+
+_POOLS: weakref.WeakValueDictionary[str, BudgetPool] = weakref.WeakValueDictionary()
+_IDS = itertools.count()
 
 
-@dataclass(frozen=True)
-class Grant:
-    """Credit lent to one problem (samples beyond its fixed-N reference)."""
-
-    id: int
-    credit: int
+def get_pool(name: str) -> BudgetPool:
+    """The live pool registered as `name` (a `ConfigError` if there is none)."""
+    pool = _POOLS.get(name)
+    if pool is None:
+        msg = f"no budget pool named {name!r} in this process (create a BudgetPool first)"
+        raise ConfigError(msg)
+    return pool
 
 
 class BudgetPool:
     """Cross-problem budget pool (see the module docstring).
 
     Args:
-        share: Fraction of the pool's free balance lent to one problem.
-        max_credit: Most credit one problem gets; None: `cap` x the mean reference of the
-            problems settled so far.
-        cap: Multiple of the mean reference used when `max_credit` is None (adaptive_cap - 1).
+        share: Most of the pool's balance one loan may take.
+        name: Registry name (default: a fresh `pool-<k>`); keep a reference to the pool while
+            runs use it.
     """
 
-    def __init__(self, *, share: float = 0.5, max_credit: float | None = None, cap: float = 3.0):
+    def __init__(self, *, share: float = 0.5, name: str | None = None) -> None:
         if not 0.0 < share <= 1.0:
             raise ValueError("share must be in (0, 1]")
         self.share = share
-        self.max_credit = max_credit
-        self.cap = cap
+        self.name = name or f"pool-{next(_IDS)}"
         self._lock = threading.Lock()
-        self._next_id = 0
-        self._open: dict[int, int] = {}
         self.balance = 0.0
-        """Saved samples: sum of (reference - spent) over settled problems."""
+        """Samples the pool holds: savings settled minus loans outstanding."""
         self.spent = 0.0
         self.reference = 0.0
         self.settled = 0
         self.lent = 0
+        _POOLS[self.name] = self
 
-    @property
-    def reserved(self) -> int:
-        """Credit lent to problems still running."""
-        return sum(self._open.values())
-
-    @property
-    def available(self) -> float:
-        """What the pool can lend now."""
-        return max(0.0, self.balance - self.reserved)
-
-    def grant(self) -> Grant:
-        """Lend the next problem its credit (0 while nothing has been saved)."""
+    def borrow(self, samples: float) -> int:
+        """Lend up to `samples` (at most `share` of the balance, never below zero)."""
         with self._lock:
-            limit = self.max_credit
-            if limit is None:
-                mean_ref = self.reference / self.settled if self.settled else 0.0
-                limit = self.cap * mean_ref
-            credit = max(0, math.floor(min(self.available * self.share, limit)))
-            grant = Grant(self._next_id, credit)
-            self._next_id += 1
-            self._open[grant.id] = credit
-            self.lent += credit
-            return grant
+            got = max(0, min(math.floor(samples), math.floor(self.balance * self.share)))
+            self.balance -= got
+            self.lent += got
+            return got
 
-    def settle(self, grant: Grant, *, spent: float, reference: float | None) -> None:
-        """Book a finished problem: its saving (or overdraft) joins the balance.
-
-        A problem that failed or did not run adaptively (`reference` None) only frees its
-        credit (what it spent is not compared with anything).
-        """
+    def settle(self, *, spent: float, reference: float, borrowed: float = 0.0) -> None:
+        """Book a finished run: `reference - spent + borrowed` joins the balance."""
         with self._lock:
-            self._open.pop(grant.id, None)
-            if reference is None:
-                return
-            self.balance += float(reference) - float(spent)
+            self.balance += float(reference) - float(spent) + float(borrowed)
             self.spent += float(spent)
             self.reference += float(reference)
             self.settled += 1
 
-    def settle_output(self, grant: Grant, out: Mapping[str, Any] | None) -> None:
-        """`settle` from a solve output (`result["adaptive"]["reference"]`, `ledger.samples`)."""
-        out = out or {}
-        report = (out.get("result") or {}).get("adaptive") or {}
-        spent = (out.get("ledger") or {}).get("samples", 0)
-        self.settle(grant, spent=spent, reference=report.get("reference"))
-
     def summary(self) -> dict[str, Any]:
-        """Totals for a run's summary: problems settled, samples spent vs references, lent."""
+        """Totals for a run's summary: runs settled, mean samples vs mean reference, lent."""
         with self._lock:
             n = max(self.settled, 1)
             return {
+                "pool": self.name,
                 "problems": self.settled,
                 "mean_samples": self.spent / n,
                 "mean_reference": self.reference / n,
@@ -128,27 +102,17 @@ class BudgetPool:
                 "lent": self.lent,
             }
 
+    def settings(self) -> dict[str, Any]:
+        """The settings that make a run use this pool."""
+        return {"adaptive": True, "adaptive_pool": self.name}
+
     def wrap(
         self, solver: Callable[..., Awaitable[dict[str, Any]]], context: Any
     ) -> Callable[[str], Awaitable[dict[str, Any]]]:
-        """A `solve(problem)` that runs `solver(problem, context=...)` on pool credit.
-
-        `context` is the evaluation's settings model (e.g. `SolveContext`); each problem runs
-        with `adaptive=True` and `adaptive_credit` = its grant. The problem's report gets
-        `result["adaptive"]["credit"]`.
-        """
+        """A `solve(problem)` that runs `solver(problem, context=context + this pool)`."""
+        ctx = overlay(context, self.settings())
 
         async def solve(problem: str) -> dict[str, Any]:
-            grant = self.grant()
-            out: dict[str, Any] | None = None
-            try:
-                ctx = overlay(context, {"adaptive": True, "adaptive_credit": grant.credit})
-                out = await solver(problem, context=ctx)
-                report = (out.get("result") or {}).get("adaptive")
-                if isinstance(report, dict):
-                    report["credit"] = grant.credit
-                return out
-            finally:
-                self.settle_output(grant, out)
+            return await solver(problem, context=ctx)
 
         return solve
