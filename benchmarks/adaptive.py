@@ -57,6 +57,7 @@ async def run_cell(
     seed: int,
     concurrency: int,
     confidence: float,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Accuracy, mean samples/tokens, and how adaptive runs stopped, for one cell."""
     graphs = {}
@@ -69,6 +70,7 @@ async def run_cell(
             embedder=SimEmbedder(config),
             budget=budget,
         )
+    extra = extra or {}
     pool = BudgetPool() if mode == "adaptive+pool" else None
     limit = asyncio.Semaphore(concurrency)
     rows: list[dict[str, Any]] = []
@@ -81,7 +83,7 @@ async def run_cell(
                 "seed": seed * 100_003 + i,
             }
             if mode != "fixed":
-                settings.update(adaptive=True, adaptive_confidence=confidence)
+                settings.update(adaptive=True, adaptive_confidence=confidence, **extra)
             if pool is not None:
                 settings["adaptive_pool"] = pool.name  # runs borrow and settle themselves
             out = await graphs[world].ainvoke(
@@ -112,6 +114,14 @@ async def run_cell(
         "borrowed": sum(r["borrowed"] for r in rows) / n,
         "stops": dict(Counter(r["stop"] for r in rows)),
     }
+
+
+def _parse(item: str) -> tuple[str, Any]:
+    key, _, raw = item.partition("=")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
 
 
 def render(cells: list[dict[str, Any]]) -> str:
@@ -149,6 +159,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
                     seed=args.seed,
                     concurrency=args.concurrency,
                     confidence=args.confidence,
+                    extra=dict(_parse(kv) for kv in args.set),
                 )
                 cell.update(scenario=scenario, strategy=strategy, mode=mode, budget=budget)
                 cell["seconds"] = round(time.perf_counter() - started, 1)
@@ -174,6 +185,9 @@ def main() -> None:
     parser.add_argument("--adaptive", type=int, nargs="*", default=[4, 16])
     parser.add_argument("--modes", nargs="+", default=["adaptive", "adaptive+pool"])
     parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument(
+        "--set", action="append", default=[], help="another adaptive setting, KEY=VALUE"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--json", help="also write the cells as JSON to this path")
