@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 import time
@@ -141,6 +142,83 @@ def render(cells: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+COLORS = {
+    "best_of_n": "#1f77b4",
+    "rebase": "#ff7f0e",
+    "dora": "#2ca02c",
+    "particle_filtering": "#d62728",
+}
+
+
+def svg(cells: list[dict[str, Any]], scenario: str) -> str:
+    """Accuracy against mean samples per problem (log scale) for one scenario, as SVG.
+
+    Lines: fixed N; filled dots: adaptive with the pool; hollow dots: adaptive alone.
+    """
+    rows = [c for c in cells if c["scenario"] == scenario]
+    w, h, left, bottom, top, right = 560, 360, 50, 40, 20, 150
+    xs = [math.log2(max(c["samples"], 1.0)) for c in rows]
+    x0, x1 = math.floor(min(xs)), math.ceil(max(xs))
+    y0 = math.floor(min(c["accuracy"] for c in rows) * 10) / 10
+    y1 = min(1.0, math.ceil(max(c["accuracy"] for c in rows) * 10) / 10)
+
+    def px(samples: float) -> float:
+        return left + (math.log2(max(samples, 1.0)) - x0) / max(x1 - x0, 1) * (w - left - right)
+
+    def py(acc: float) -> float:
+        return h - bottom - (acc - y0) / max(y1 - y0, 1e-9) * (h - top - bottom)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<rect width="{w}" height="{h}" fill="white"/>',
+        f'<text x="{left}" y="14">{scenario}: accuracy vs mean samples per problem</text>',
+    ]
+    for e in range(x0, x1 + 1):
+        x = px(2.0**e)
+        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{h - bottom}" stroke="#ddd"/>')
+        out.append(f'<text x="{x:.1f}" y="{h - bottom + 14}" text-anchor="middle">{2**e}</text>')
+    steps = round((y1 - y0) / 0.1)
+    for k in range(steps + 1):
+        y = py(y0 + 0.1 * k)
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{w - right}" y2="{y:.1f}" stroke="#ddd"/>')
+        out.append(
+            f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{y0 + 0.1 * k:.1f}</text>'
+        )
+    out.append(f'<text x="{(w - right) / 2}" y="{h - 6}">samples per problem (log)</text>')
+    for i, strategy in enumerate(dict.fromkeys(c["strategy"] for c in rows)):
+        color = COLORS.get(strategy, "#555")
+        fixed = sorted(
+            (c for c in rows if c["strategy"] == strategy and c["mode"] == "fixed"),
+            key=lambda c: c["samples"],
+        )
+        points = " ".join(f"{px(c['samples']):.1f},{py(c['accuracy']):.1f}" for c in fixed)
+        out.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for c in rows:
+            if c["strategy"] != strategy:
+                continue
+            fill = {"fixed": color, "adaptive+pool": color, "adaptive": "white"}[c["mode"]]
+            r = 3 if c["mode"] == "fixed" else 5
+            out.append(
+                f'<circle cx="{px(c["samples"]):.1f}" cy="{py(c["accuracy"]):.1f}" r="{r}" '
+                f'fill="{fill}" stroke="{color}" stroke-width="1.5"><title>{strategy} '
+                f"{c['mode']} N={c['budget']}: {c['accuracy']:.3f} at {c['samples']:.1f}"
+                "</title></circle>"
+            )
+        ly = top + 16 * i + 10
+        out.append(
+            f'<line x1="{w - right + 10}" y1="{ly}" x2="{w - right + 30}" y2="{ly}" '
+            f'stroke="{color}" stroke-width="2"/>'
+        )
+        out.append(f'<text x="{w - right + 34}" y="{ly + 4}">{strategy}</text>')
+    ly = top + 16 * 5 + 10
+    out.append(f'<text x="{w - right + 10}" y="{ly}">line: fixed N</text>')
+    out.append(f'<text x="{w - right + 10}" y="{ly + 16}">filled dot: adaptive+pool</text>')
+    out.append(f'<text x="{w - right + 10}" y="{ly + 32}">hollow dot: adaptive</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     cells = []
     for scenario in args.scenarios:
@@ -191,10 +269,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--json", help="also write the cells as JSON to this path")
+    parser.add_argument("--plot-dir", help="write one SVG per scenario (adaptive_<s>.svg) here")
+    parser.add_argument("--from-json", nargs="+", help="render these results instead of running")
     args = parser.parse_args()
     os.environ.setdefault("LANGSMITH_TRACING", "false")
     started = time.perf_counter()
-    cells = asyncio.run(main_async(args))
+    if args.from_json:
+        cells = []
+        for path in args.from_json:
+            with open(path, encoding="utf-8") as fh:
+                cells += json.load(fh)["cells"]
+    else:
+        cells = asyncio.run(main_async(args))
+    if args.plot_dir:
+        for scenario in dict.fromkeys(c["scenario"] for c in cells):
+            path = os.path.join(args.plot_dir, f"adaptive_{scenario}.svg")
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(svg(cells, scenario))
     print(f"\n{args.problems} simulated problems, seed={args.seed}, ", end="")
     print(f"{time.perf_counter() - started:.0f}s\n")
     print(render(cells))

@@ -233,3 +233,11 @@ def test_the_command_line_flag_sets_adaptive() -> None:
     assert context_from_args(args).adaptive is True
     args = build_parser().parse_args(["solve", "1+1?"])
     assert context_from_args(args).adaptive is False
+
+
+def test_compute_optimal_estimates_difficulty_on_exactly_k_samples() -> None:
+    from langgraph_tts.compute_optimal.graph import difficulty_overrides
+    from langgraph_tts.context import ComputeOptimalContext
+
+    ctx = ComputeOptimalContext(adaptive=True, difficulty_samples=8)
+    assert difficulty_overrides(ctx)["adaptive"] is False
