@@ -285,7 +285,9 @@ class SearchLoopSettings(Settings):
     ] = False
     adaptive_start: Annotated[
         int | None,
-        Field(gt=0, description="Adaptive: width of the first round (None: max(2, N // 4))."),
+        Field(
+            gt=0, description="Adaptive: width of the first round (None: max(min(N, 4), N // 4))."
+        ),
     ] = None
     adaptive_confidence: Annotated[
         float,

@@ -67,7 +67,9 @@ class Ctx:
 
 def test_round_widths_start_small_grow_and_are_capped() -> None:
     assert start_width(Ctx(16)) == 4
-    assert start_width(Ctx(4)) == 2
+    assert start_width(Ctx(4)) == 4
+    assert start_width(Ctx(2)) == 2
+    assert start_width(Ctx(64)) == 16
     assert start_width(Ctx(4), minimum=4) == 4  # beam width M
     assert start_width(Ctx(16, adaptive_start=100)) == 64  # at most 4N
     ctx = Ctx(16)
@@ -218,7 +220,7 @@ def test_step_level_strategies_run_in_rounds(strategy: str) -> None:
     out = graph.invoke({"problem": problem.text})
     report = out["result"]["adaptive"]
     assert report["stop"] in ("decided", "budget", "hard_cap")
-    assert report["widths"][0] == (4 if strategy in ("beam", "dvts") else 2)
+    assert report["widths"][0] == 4
     assert max(report["widths"]) <= 32
     assert out["ledger"]["samples"] <= report["allowance"]
     assert out["result"]["voters"] == len(out["completed"])
