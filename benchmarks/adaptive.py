@@ -37,6 +37,7 @@ from langgraph_tts.strategies.pool import BudgetPool
 
 STRATEGIES = ["best_of_n", "rebase", "dora", "particle_filtering"]
 MODES = ("fixed", "adaptive", "adaptive+pool")
+SCENARIOS = ["default", "popular_worse", "hard", "mixed"]
 
 
 def _problems(scenario: str, n: int, seed: int) -> list[tuple[str, SimProblem]]:
@@ -255,9 +256,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=200)
-    parser.add_argument(
-        "--scenarios", nargs="+", default=["default", "popular_worse", "hard", "mixed"]
-    )
+    parser.add_argument("--scenarios", nargs="+", default=SCENARIOS)
     parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
     parser.add_argument("--fixed", type=int, nargs="*", default=[4, 16, 64])
     parser.add_argument("--adaptive", type=int, nargs="*", default=[4, 16])
@@ -274,11 +273,22 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("LANGSMITH_TRACING", "false")
     started = time.perf_counter()
-    if args.from_json:
-        cells = []
+    if args.from_json:  # a later file's cell replaces an earlier one's (same row)
+        merged: dict[tuple[str, str, str, int], dict[str, Any]] = {}
         for path in args.from_json:
             with open(path, encoding="utf-8") as fh:
-                cells += json.load(fh)["cells"]
+                for c in json.load(fh)["cells"]:
+                    merged[(c["scenario"], c["strategy"], c["mode"], c["budget"])] = c
+        order = {m: i for i, m in enumerate(MODES)}
+        cells = sorted(
+            merged.values(),
+            key=lambda c: (
+                SCENARIOS.index(c["scenario"]) if c["scenario"] in SCENARIOS else 99,
+                STRATEGIES.index(c["strategy"]) if c["strategy"] in STRATEGIES else 99,
+                order.get(c["mode"], 9),
+                c["budget"],
+            ),
+        )
     else:
         cells = asyncio.run(main_async(args))
     if args.plot_dir:
