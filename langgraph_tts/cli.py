@@ -75,6 +75,13 @@ def _model_flags(
         else:
             s.add_argument("--budget", type=int, default=16, help="rollout budget N (default: 16)")
         s.add_argument(
+            "--adaptive",
+            action="store_true",
+            default=None,
+            help="N becomes an average: start small, grow while the vote is uncertain, stop "
+            "when it is decided (docs/adaptive.md)",
+        )
+        s.add_argument(
             "--table",
             help="strategy table (JSON) of --strategy compute_optimal, written by calibrate",
         )
@@ -262,6 +269,7 @@ def context_from_args(args: argparse.Namespace) -> Any:
         "embedder_kind",
         "api_key",
         "seed",
+        "adaptive",
     ):
         value = getattr(args, flag, None)
         if value is not None:

@@ -50,6 +50,8 @@ class Ledger(TypedDict, total=False):
     """Requests to the embedding server (or calls of a local embedder)."""
     embed_tokens: int
     """Tokens the embedder read (0 for local embedders that do not report usage)."""
+    budget_samples: int
+    """Adaptive compute: the samples the run was allowed (its fixed-N reference plus credit)."""
     flops: float
     """Estimated inference FLOPs: 2 x parameters x tokens, per model (Snell et al.)."""
     wall_s: float

@@ -283,6 +283,51 @@ class SearchLoopSettings(Settings):
         bool,
         Field(description="Drop candidates whose step hit max_step_tokens (DORA code)."),
     ] = True
+    adaptive: Annotated[
+        bool,
+        Field(
+            description="Adaptive compute: N becomes an average. Rounds of growing width "
+            "(adaptive_start, x adaptive_growth, at most adaptive_cap x N) until the vote of "
+            "the finished solutions is decided (docs/adaptive.md)."
+        ),
+    ] = False
+    adaptive_start: Annotated[
+        int | None,
+        Field(
+            gt=0, description="Adaptive: width of the first round (None: max(min(N, 4), N // 4))."
+        ),
+    ] = None
+    adaptive_confidence: Annotated[
+        float,
+        Field(
+            gt=0.5,
+            lt=1.0,
+            description="Adaptive: stop once P(leading answer beats the runner-up) under the "
+            "Beta posterior of their PRM-weighted votes reaches this.",
+        ),
+    ] = 0.95
+    adaptive_growth: Annotated[
+        float, Field(gt=1.0, le=16.0, description="Adaptive: width factor from round to round.")
+    ] = 2.0
+    adaptive_cap: Annotated[
+        float,
+        Field(ge=1.0, le=64.0, description="Adaptive: most rollouts per iteration, as x N."),
+    ] = 4.0
+    adaptive_credit: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description="Adaptive: samples a run may spend beyond its fixed-N reference. None: "
+            "(adaptive_cap - 1) x the reference, or 0 with adaptive_pool (the pool lends).",
+        ),
+    ] = None
+    adaptive_pool: Annotated[
+        str | None,
+        Field(
+            description="Adaptive: name of a BudgetPool in this process (eval --adaptive makes "
+            "one): an uncertain run borrows what easy runs saved, every run pays back its savings."
+        ),
+    ] = None
 
 
 def set_fields(source: Any) -> dict[str, Any]:

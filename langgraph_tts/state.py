@@ -140,6 +140,9 @@ class SearchState(TypedDict, total=False):
     """Embeddings of the latest iteration's active candidates, keyed by node id (as str)."""
     verifier: str
     """`prm`, `generative_verifier` or `none`: what scored the candidates."""
+    adaptive: dict[str, Any]
+    """Adaptive compute's bookkeeping (empty when off): the run's N, the current round and its
+    width, the allowance and reference in samples, the stopping test's last confidence."""
     ledger: Annotated[Ledger, merge_ledgers]
     started_at: float
     answer: str | None

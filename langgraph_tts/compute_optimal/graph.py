@@ -140,6 +140,7 @@ def difficulty_overrides(ctx: Any) -> dict[str, Any]:
         "aggregation": "last",
         "vote": "weighted",
         "seed": None if ctx.seed is None else ctx.seed + DIFFICULTY_SEED_OFFSET,
+        "adaptive": False,  # the table was fitted on exactly k samples
     }
 
 

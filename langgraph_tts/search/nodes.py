@@ -9,6 +9,7 @@ node can also be called directly with a state dict and a `Runtime` in tests.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any, Literal
 
@@ -28,11 +29,24 @@ from ..seeds import request_seed
 from ..settings import overlay
 from ..state import SearchState, TreeNode, count_by_id, path_text
 from ..strategies import Frontier, Strategy, get_strategy
+from ..strategies.adaptive import decision, next_width, start_width, wanted_width
+from ..strategies.pool import get_pool
 
 __all__ = ["KEPT_FINISHES", "SearchNodes", "problem_from", "rollout_budget"]
 
 KEPT_FINISHES = frozenset({"eos", "length", "empty", "token_cap"})
 """Finish reasons whose solutions join the vote (`discarded` and `budget` do not)."""
+
+ROUND_ENDS = frozenset(
+    {
+        "final_iteration",
+        "sampled",
+        "budget_reached",
+        "no_active_candidates",
+        "no_rollouts_allocated",
+    }
+)
+"""Stop reasons that, under adaptive compute, end a round rather than the run."""
 
 
 def rollout_budget(ctx: Any) -> int:
@@ -131,7 +145,12 @@ class SearchNodes:
         """The run's settings: bound ones, then the run's context, then the state's `settings`."""
         ctx = runtime.context if runtime is not None else None
         per_call = (state or {}).get("settings")
-        return overlay(self.defaults, ctx, per_call or {}, strict=True)
+        resolved = overlay(self.defaults, ctx, per_call or {}, strict=True)
+        rounds = (state or {}).get("adaptive") or {}
+        if resolved.adaptive and rounds:
+            # adaptive compute: the strategy sees the current round's width as its N
+            return resolved.model_copy(update={"budget": int(rounds["width"])})
+        return resolved
 
     def clients(self, ctx: Any) -> Clients:
         return resolve_clients(
@@ -142,8 +161,10 @@ class SearchNodes:
             need_embedder=get_strategy(ctx.strategy).needs_embeddings,
         )
 
-    def _last_iteration(self, spec: Strategy, ctx: Any, iteration: int) -> bool:
-        return spec.kind == "sample" or iteration >= ctx.max_iterations - 1
+    def _last_iteration(self, spec: Strategy, ctx: Any, state: Any) -> bool:
+        """Whether this is the run's (an adaptive round's) last iteration."""
+        start = (state.get("adaptive") or {}).get("round_start", 0)
+        return spec.kind == "sample" or state["iteration"] - start >= ctx.max_iterations - 1
 
     # --- nodes -------------------------------------------------------------------------------
 
@@ -163,6 +184,26 @@ class SearchNodes:
             raise ConfigError(msg)
         spec.validate(ctx)
         n = spec.rollouts(ctx)
+        rounds: dict[str, Any] = {}
+        if ctx.adaptive and ctx.adaptive_pool:
+            get_pool(ctx.adaptive_pool)  # fails now, before anything is spent
+        if ctx.adaptive and n > 1:
+            width = start_width(ctx, spec.min_rollouts(ctx))
+            rounds = {
+                "budget": int(ctx.budget),
+                "rollouts": n,
+                "width": width,
+                "widths": [width],
+                "round": 0,
+                "round_start": 0,
+                "round_done0": 0,
+                "samples0": 0,
+                "reference": None,
+                "allowance": None,
+                "confidence": None,
+                "stop": "",
+            }
+            n = spec.rollouts(ctx.model_copy(update={"budget": width}))
         return {
             "question": question,
             "reply": reply,
@@ -175,6 +216,7 @@ class SearchNodes:
             "stop_reason": "",
             "embeddings": {},
             "verifier": "none",
+            "adaptive": rounds,
             "ledger": Overwrite(empty_ledger()),
             "started_at": time.time(),
             "answer": None,
@@ -190,9 +232,11 @@ class SearchNodes:
         spec = get_strategy(ctx.strategy)
         policy = self.clients(ctx).policy
         nodes, it = state["nodes"], state["iteration"]
-        last = self._last_iteration(spec, ctx, it)
+        last = self._last_iteration(spec, ctx, state)
         thinking = None if ctx.thinking is None else {"enable_thinking": ctx.thinking}
-        counts = _apply_sample_cap(count_by_id(state["frontier"]), ctx, state.get("ledger", {}))
+        counts = _apply_sample_cap(
+            count_by_id(state["frontier"]), _sample_cap(ctx, state), state.get("ledger", {})
+        )
         token_room = _token_room(ctx, state.get("ledger", {}))
         # the hard token cap is shared by every sample of this iteration
         allowance = None if token_room is None else token_room // max(sum(counts.values()), 1)
@@ -269,8 +313,8 @@ class SearchNodes:
         """Mark finished candidates and decide whether the search stops after this iteration."""
         ctx = self.context(runtime, state)
         spec = get_strategy(ctx.strategy)
-        nodes, it = state["nodes"], state["iteration"]
-        last = self._last_iteration(spec, ctx, it)
+        nodes = state["nodes"]
+        last = self._last_iteration(spec, ctx, state)
         updates: list[TreeNode] = []
         completed: list[int] = []
         active = 0
@@ -285,7 +329,8 @@ class SearchNodes:
                 update["answer"] = extract_answer(path_text(nodes, nid))
                 completed.append(nid)
             updates.append(update)  # type: ignore[arg-type]
-        n_done = len(state.get("completed", [])) + len(completed)
+        round_done0 = (state.get("adaptive") or {}).get("round_done0", 0)
+        n_done = len(state.get("completed", [])) - round_done0 + len(completed)
         budget = spec.rollouts(ctx)
         stop = ""
         if last:
@@ -294,7 +339,7 @@ class SearchNodes:
             stop = "budget_reached"
         elif active == 0:
             stop = "no_active_candidates"
-        elif _caps_exhausted(ctx, state.get("ledger", {})):
+        elif _caps_exhausted(ctx, state.get("ledger", {}), _sample_cap(ctx, state)):
             stop = "hard_cap"
         if not state["new"] and not stop:
             stop = "hard_cap"
@@ -356,35 +401,59 @@ class SearchNodes:
         return {"embeddings": vectors, "ledger": delta}
 
     async def allocate(self, state: SearchState, runtime: Runtime[Any]) -> dict[str, Any]:
-        """Turn scores (and embeddings) into next iteration's rollouts; stream the decision."""
+        """Turn scores (and embeddings) into next iteration's rollouts; stream the decision.
+
+        Under adaptive compute, the end of a round runs the stopping test instead of ending
+        the run: decided, or the allowance spent, stops; otherwise a wider round starts from
+        the root.
+        """
         ctx = self.context(runtime, state)
         nodes, it = state["nodes"], state["iteration"]
         updates: list[dict[str, Any]] = []
         frontier: list[int] = []
-        if not state["done"]:
+        done, stop_reason = state["done"], state.get("stop_reason", "")
+        ledger = state.get("ledger", {})
+        rounds = dict(state.get("adaptive") or {})
+        if not done:
             active = [nid for nid in state["new"] if nodes[nid]["finish"] is None]
             rows = _allocate(ctx, nodes, state["new"], active, state.get("embeddings", {}))
             for nid, count, weight, gamma in rows:
                 updates.append({"id": nid, "rollouts": count, "weight": weight, "gamma": gamma})
                 frontier.extend([nid] * count)
-        ledger = state.get("ledger", {})
-        runtime.stream_writer(
-            {
-                "event": "iteration",
-                "iteration": it,
-                "active": sum(1 for nid in state["new"] if nodes[nid]["finish"] is None),
-                "finished": len(state.get("completed", [])),
-                "rollouts": {str(u["id"]): u["rollouts"] for u in updates if u["rollouts"]},
-                "subtrees": _rollouts_by_group(nodes, updates),
-                "completion_tokens": ledger.get("completion_tokens", 0),
-                "samples": ledger.get("samples", 0),
-                "done": state["done"],
-                "stop_reason": state.get("stop_reason", ""),
-            }
-        )
+            if not frontier:
+                done, stop_reason = True, "no_rollouts_allocated"
+        if done and rounds:
+            rounds, round_event = _end_round(ctx, state, rounds, stop_reason)
+            runtime.stream_writer(round_event)
+            if rounds["stop"]:
+                stop_reason = rounds["stop"]
+            else:
+                done, stop_reason = False, ""
+                frontier = [0] * get_strategy(ctx.strategy).rollouts(
+                    ctx.model_copy(update={"budget": rounds["width"]})
+                )
+        event: dict[str, Any] = {
+            "event": "iteration",
+            "iteration": it,
+            "active": sum(1 for nid in state["new"] if nodes[nid]["finish"] is None),
+            "finished": len(state.get("completed", [])),
+            "rollouts": {str(u["id"]): u["rollouts"] for u in updates if u["rollouts"]},
+            "subtrees": _rollouts_by_group(nodes, updates),
+            "completion_tokens": ledger.get("completion_tokens", 0),
+            "samples": ledger.get("samples", 0),
+            "done": done,
+            "stop_reason": stop_reason,
+        }
+        ran = state.get("adaptive") or {}
+        if ran:  # the round this iteration belongs to
+            event["round"] = ran["round"]
+            event["width"] = ran["width"]
+        runtime.stream_writer(event)
         out: dict[str, Any] = {"nodes": updates, "iteration": it + 1, "frontier": frontier}
-        if not state["done"] and not frontier:
-            out.update(done=True, stop_reason="no_rollouts_allocated")
+        if done != state["done"] or stop_reason != state.get("stop_reason", ""):
+            out.update(done=done, stop_reason=stop_reason)
+        if rounds:
+            out["adaptive"] = rounds
         return out
 
     async def vote(self, state: SearchState, runtime: Runtime[Any]) -> dict[str, Any]:
@@ -392,7 +461,10 @@ class SearchNodes:
         ctx = self.context(runtime, state)
         spec = get_strategy(ctx.strategy)
         nodes = state["nodes"]
-        final = state.get("completed", [])[: spec.rollouts(ctx)]
+        rounds = state.get("adaptive") or {}
+        final = state.get("completed", [])
+        if not rounds:  # fixed N: the first N finished solutions vote; adaptive: all of them
+            final = final[: spec.rollouts(ctx)]
         answers = [nodes[i]["answer"] for i in final]
         rule = spec.vote_rule(ctx)
         scored = all(nodes[i]["score"] is not None for i in final)
@@ -406,7 +478,7 @@ class SearchNodes:
         summary = {
             "answer": result.answer,
             "strategy": ctx.strategy,
-            "budget": ctx.budget,
+            "budget": rounds.get("budget", ctx.budget),
             "vote": rule,
             "verifier": state.get("verifier", "none"),
             "winner": winner,
@@ -423,6 +495,19 @@ class SearchNodes:
             summary["solution"] = path_text(nodes, winner)
             summary["finish_reason"] = nodes[winner]["finish"]
         wall = Ledger(wall_s=time.time() - state.get("started_at", time.time()))
+        if rounds:
+            report = _adaptive_report(rounds, state.get("ledger") or {})
+            summary["adaptive"] = report
+            if rounds.get("allowance") is not None:
+                wall["budget_samples"] = int(rounds["allowance"])
+            if ctx.adaptive_pool and report["reference"] is not None:
+                # pay the savings (or the loan) back into the cross-problem pool
+                report["pool"] = ctx.adaptive_pool
+                get_pool(ctx.adaptive_pool).settle(
+                    spent=report["samples"],
+                    reference=report["reference"],
+                    borrowed=report["borrowed"],
+                )
         summary["ledger"] = merge_ledgers(state.get("ledger") or {}, wall)
         out: dict[str, Any] = {"answer": result.answer, "result": summary, "ledger": wall}
         if state.get("reply"):
@@ -454,10 +539,17 @@ def _finish_reason(node: TreeNode, ctx: Any, last: bool) -> str | None:
     return None
 
 
-def _apply_sample_cap(counts: dict[int, int], ctx: Any, ledger: Ledger) -> dict[int, int]:
-    if ctx.max_samples is None:
+def _sample_cap(ctx: Any, state: Any) -> int | None:
+    """Hard cap on the run's samples: `max_samples`, and an adaptive run's allowance."""
+    caps = [ctx.max_samples, (state.get("adaptive") or {}).get("allowance")]
+    known = [int(c) for c in caps if c is not None]
+    return min(known) if known else None
+
+
+def _apply_sample_cap(counts: dict[int, int], cap: int | None, ledger: Ledger) -> dict[int, int]:
+    if cap is None:
         return counts
-    room = ctx.max_samples - ledger.get("samples", 0)
+    room = cap - ledger.get("samples", 0)
     out: dict[int, int] = {}
     for nid, k in counts.items():
         take = min(k, room)
@@ -474,11 +566,113 @@ def _token_room(ctx: Any, ledger: Ledger) -> int | None:
     return max(0, ctx.max_tokens_cap - ledger.get("completion_tokens", 0))
 
 
-def _caps_exhausted(ctx: Any, ledger: Ledger) -> bool:
-    if ctx.max_samples is not None and ledger.get("samples", 0) >= ctx.max_samples:
+def _caps_exhausted(ctx: Any, ledger: Ledger, sample_cap: int | None) -> bool:
+    if sample_cap is not None and ledger.get("samples", 0) >= sample_cap:
         return True
     room = _token_room(ctx, ledger)
     return room is not None and room <= 0
+
+
+def _end_round(
+    ctx: Any, state: Any, rounds: dict[str, Any], stop_reason: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Adaptive compute at the end of a round: (the new bookkeeping, the stream event).
+
+    `rounds["stop"]` is set ("decided", "budget", "hard_cap") when the run ends here;
+    otherwise `rounds` describes the next, wider round.
+    """
+    spec = get_strategy(ctx.strategy)
+    nodes = state["nodes"]
+    completed = state.get("completed", [])
+    spent = int(state.get("ledger", {}).get("samples", 0))
+    answers = [nodes[i]["answer"] for i in completed]
+    scores: list[float] | None = [float(nodes[i]["score"] or 0.0) for i in completed]
+    if spec.vote_rule(ctx) == "majority" or any(nodes[i]["score"] is None for i in completed):
+        scores = None
+    test = decision(answers, scores, confidence=ctx.adaptive_confidence)
+    out = dict(rounds)
+    widths = list(out["widths"])
+    cost_per_width = spent / max(sum(widths), 1)  # samples per unit of width, so far
+    if out["reference"] is None:  # end of round 0: what fixed N would have drawn
+        reference = cost_per_width * int(out["rollouts"])
+        if ctx.adaptive_credit is not None:
+            credit = float(ctx.adaptive_credit)
+        else:  # a pool lends as the run goes; alone, a run may draw up to cap x its reference
+            credit = 0.0 if ctx.adaptive_pool else (ctx.adaptive_cap - 1.0) * reference
+        out["reference"] = round(reference, 3)
+        out["allowance"] = max(spent, math.floor(reference + credit))
+    out["confidence"] = round(test.confidence, 6)
+    out["leader"] = test.leader
+    out["weights"] = [round(w, 6) for w in test.weights]
+    width = 0
+    limit = float(out["allowance"])
+    if ctx.max_samples is not None:
+        limit = min(limit, float(ctx.max_samples))
+    if test.decided:
+        out["stop"] = "decided"
+    elif stop_reason not in ROUND_ENDS:
+        out["stop"] = stop_reason or "hard_cap"
+    elif spent <= int(rounds["samples0"]) or _caps_exhausted(ctx, state.get("ledger", {}), None):
+        out["stop"] = "hard_cap"  # the round drew nothing, or a hard cap is spent
+    else:
+        if ctx.adaptive_pool:  # borrow what the next, wider round lacks
+            want = wanted_width(ctx, int(out["width"]))
+            ceiling = ctx.adaptive_cap * float(out["reference"])  # at most cap x the reference
+            short = min(want * cost_per_width, ceiling) - (limit - spent)
+            if short > 0 and limit < ceiling:
+                got = get_pool(ctx.adaptive_pool).borrow(min(short, ceiling - limit))
+                out["borrowed"] = int(out.get("borrowed", 0)) + got
+                out["allowance"] = int(out["allowance"]) + got
+                limit += got
+        width = next_width(
+            ctx,
+            width=int(out["width"]),
+            spent=spent,
+            allowance=limit,
+            cost_per_width=cost_per_width,
+            minimum=spec.min_rollouts(ctx),
+        )
+        out["stop"] = "" if width else "budget"
+    if width:
+        out.update(
+            round=int(out["round"]) + 1,
+            width=width,
+            widths=[*widths, width],
+            round_start=int(state["iteration"]) + 1,
+            round_done0=len(completed),
+            samples0=spent,
+        )
+    event = {
+        "event": "adaptive",
+        "round": rounds["round"],
+        "width": rounds["width"],
+        "next_width": width,
+        "finished": len(completed),
+        "samples": spent,
+        "reference": out["reference"],
+        "allowance": out["allowance"],
+        "confidence": out["confidence"],
+        "leader": test.leader,
+        "weights": out["weights"],
+        "decision": out["stop"] or "continue",
+    }
+    return out, event
+
+
+def _adaptive_report(rounds: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
+    """What `result["adaptive"]` shows: N, the widths, the allowance and why the run stopped."""
+    return {
+        "budget": rounds["budget"],
+        "widths": list(rounds["widths"]),
+        "rounds": len(rounds["widths"]),
+        "reference": rounds.get("reference"),
+        "allowance": rounds.get("allowance"),
+        "borrowed": rounds.get("borrowed", 0),
+        "samples": int(ledger.get("samples", 0)),
+        "confidence": rounds.get("confidence"),
+        "weights": rounds.get("weights"),
+        "stop": rounds.get("stop", ""),
+    }
 
 
 def _allocate(

@@ -68,6 +68,10 @@ class Strategy:
         """N: rollouts of the first iteration and voters of the final answer."""
         return int(ctx.budget)
 
+    def min_rollouts(self, ctx: Any) -> int:
+        """Least width a round of adaptive compute may have (beam search and DVTS: M)."""
+        return 1
+
     def validate(self, ctx: Any) -> None:
         """Cross-field rules checked when a graph is built and when a run starts."""
         if getattr(ctx, "rounding", None) == "sequential_ceil" and not self.allows_sequential_ceil:

@@ -32,6 +32,9 @@ class BeamSearch(Strategy):
     settings = BeamWidthSettings
     table_choices: ClassVar[tuple[Width, ...]] = ("sqrt", 4)
 
+    def min_rollouts(self, ctx: Any) -> int:
+        return int(ctx.beam_width)
+
     def allocate(self, ctx: Any, frontier: Frontier) -> Allocation:
         budget = self.allocation_budget(ctx, frontier)
         return allocation.allocate("beam", frontier.scores, budget, beam_width=ctx.beam_width)

@@ -45,6 +45,9 @@ class DVTS(Strategy):
     def allocation_budget(self, ctx: Any, frontier: Frontier) -> int:
         return int(ctx.beam_width) * len(set(frontier.groups))
 
+    def min_rollouts(self, ctx: Any) -> int:
+        return int(ctx.beam_width)
+
     def allocate(self, ctx: Any, frontier: Frontier) -> Allocation:
         budget = self.allocation_budget(ctx, frontier)
         return allocation.allocate(
