@@ -63,6 +63,7 @@ NON_RESULT_SETTINGS = frozenset(
         "system2_base_url",
         "api_key",
         "max_concurrency",
+        "adaptive_pool",  # a process-local name; `adaptive` itself is in the fingerprint
     }
 )
 """Settings that do not change results: left out of the fingerprint."""
@@ -366,6 +367,19 @@ def prepare(spec: SweepSpec, store: ResultStore) -> SweepPlan:
     return SweepPlan(cells, todo, fp, kept, correct)
 
 
+def _with_pool(ctx: Any) -> tuple[Any, Any]:
+    """With `adaptive`, one budget pool shared by every problem of this run (docs/adaptive.md):
+    what easy problems leave unspent, uncertain ones may borrow. Returns (pool, settings); the
+    caller keeps the pool alive while the run goes on (the registry holds it weakly)."""
+    if not getattr(ctx, "adaptive", False) or getattr(ctx, "adaptive_pool", None):
+        return None, ctx
+    from .context import with_overrides
+    from .strategies.pool import BudgetPool
+
+    pool = BudgetPool()
+    return pool, with_overrides(ctx, adaptive_pool=pool.name)
+
+
 async def run_sweep(
     spec: SweepSpec,
     out_dir: Path,
@@ -406,14 +420,16 @@ async def run_sweep(
                     on_row=record,
                 )
             elif executor == "local":
+                pool, settings = _with_pool(spec.settings)
                 await run_cells(
                     plan.todo,
-                    spec.settings,
+                    settings,
                     list(replicas),
                     concurrency=concurrency,
                     on_row=record,
                     grader=grader,
                 )
+                del pool
             else:
                 raise ConfigError(f"unknown executor {executor!r}; known: local, ray")
         summary = summarize_store(store)

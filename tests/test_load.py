@@ -24,7 +24,9 @@ pytestmark = pytest.mark.e2e
 IN_FLIGHT = 200
 CONCURRENCY = 32
 SLOW_MS = 300.0
-GROWTH_KB_BOUND = 1024  # measured 230-310 KB per DORA N=4 problem in flight (docs/benchmarks.md)
+GROWTH_KB_BOUND = 2048
+"""Measured 120-310 KB per problem in flight alone (docs/benchmarks.md); 1,052 KB once on a busy
+2-core machine in the full suite, where 200 problems amortise the allocator's arenas poorly."""
 
 
 def _load_benchmark() -> Any:

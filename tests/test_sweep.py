@@ -350,3 +350,16 @@ async def test_failing_replica_moves_problems_and_bad_requests_stay_errors() -> 
     alone.solver = _Solver(status=503)
     await run_cells(cells[:1], SolveContext(), [alone], concurrency=1, on_row=keep, grader=grader)
     assert len(rows) == 1 and "HTTP 503" in rows[0]["error"]
+
+
+def test_an_adaptive_sweep_shares_one_budget_pool_without_changing_its_fingerprint() -> None:
+    from langgraph_tts.strategies.pool import get_pool
+    from langgraph_tts.sweep import _with_pool
+
+    fixed = SolveContext(strategy="dora")
+    assert _with_pool(fixed) == (None, fixed)
+    adaptive = SolveContext(strategy="dora", adaptive=True)
+    pool, settings = _with_pool(adaptive)
+    assert pool is not None and settings.adaptive_pool == pool.name
+    assert get_pool(pool.name) is pool
+    assert fingerprint(settings)[0] == fingerprint(adaptive)[0]
