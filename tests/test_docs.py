@@ -67,3 +67,44 @@ def test_every_docs_page_is_in_the_site_nav() -> None:
     nav = (DOCS.parent / "mkdocs.yml").read_text(encoding="utf-8")
     for page in DOCS.glob("*.md"):
         assert f" {page.name}" in nav, f"{page.name} is not in mkdocs.yml's nav"
+
+
+# names documented as a group rather than each with its own `:::` entry
+GROUPED = {
+    "SearchContext": "context_model",
+    "ScaleContext": "context_model",
+    "ComputeOptimalContext": "context_model",
+    "SolveContext": "context_model",
+    "register_strategy": "strategies.register",
+    "TTSError": "langgraph_tts.errors",
+    "ConfigError": "langgraph_tts.errors",
+    "ServerError": "langgraph_tts.errors",
+    "ServerUnavailableError": "langgraph_tts.errors",
+}
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    import langgraph_tts
+
+    api = (DOCS / "api.md").read_text(encoding="utf-8")
+    for name in langgraph_tts.__all__:
+        target = GROUPED.get(name, name)
+        assert re.search(rf"::: [\w.]*{re.escape(target)}\b", api), f"{name} is not in docs/api.md"
+        assert (getattr(langgraph_tts, name).__doc__ or "").strip(), f"{name} has no docstring"
+
+
+def test_docstring_doctests_pass() -> None:
+    """Every `>>>` example in the package's docstrings runs and prints what it says."""
+    import doctest
+    import importlib
+
+    package = DOCS.parent / "langgraph_tts"
+    modules = [
+        ".".join(p.relative_to(package.parent).with_suffix("").parts)
+        for p in package.rglob("*.py")
+        if ">>> " in p.read_text(encoding="utf-8")
+    ]
+    assert modules, "no doctest found"
+    for name in modules:
+        result = doctest.testmod(importlib.import_module(name))
+        assert result.failed == 0, name
