@@ -82,6 +82,12 @@ def extract_answer(text: str | None, *, last_number_fallback: bool = False) -> s
     Returns:
         The answer with newlines, a leading ``:``, surrounding ``$`` and a trailing ``.``
         removed, or ``None`` when no answer was found (or the found answer is empty).
+
+    Example:
+        >>> extract_answer("Adding pairs, the sum is \\boxed{5050}.")
+        '5050'
+        >>> extract_answer("no answer here") is None
+        True
     """
     if not text:
         return None

@@ -68,7 +68,12 @@ SOLVE_RETRIES = 1
 def route_subproblem(difficulty: float, tau: float) -> Mode:
     """System-1 when `difficulty <= tau`, System-2 when `difficulty > tau` (strict, as in the
     SCALE code, so tau = 0.9 with the forced last score 0.9 routes nothing to System-2).
-    A NaN difficulty counts as hard."""
+    A NaN difficulty counts as hard.
+
+    Example:
+        >>> route_subproblem(0.7, tau=0.5), route_subproblem(0.5, tau=0.5)
+        ('system2', 'system1')
+    """
     if math.isnan(difficulty) or difficulty > tau:
         return "system2"
     return "system1"

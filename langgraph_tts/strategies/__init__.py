@@ -94,7 +94,12 @@ def registry_version() -> int:
 
 
 def get_strategy(name: str) -> Strategy:
-    """The strategy named `name`; an unknown name names the closest known one."""
+    """The strategy named `name`; an unknown name names the closest known one.
+
+    Example:
+        >>> get_strategy("dora").kind, get_strategy("dora").needs_embeddings
+        ('search', True)
+    """
     found = _REGISTRY.get(name)
     if found is None:
         from ..settings import check_keys
