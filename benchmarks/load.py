@@ -29,7 +29,6 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import threading
@@ -37,43 +36,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _sim import start_sim  # benchmarks/_sim.py
+
 STRATEGY = "dora"
 BUDGET = 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sim(latency_ms: float) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "langgraph_tts.cli",
-            "sim-server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--latency-ms",
-            str(latency_ms),
-            "--seed",
-            "3",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "listening" not in line:
-        proc.kill()
-        raise RuntimeError(f"the simulator did not start: {line!r}")
-    return proc, port
 
 
 def _rss_mb() -> float:
@@ -254,7 +220,8 @@ def run(
 ) -> list[dict[str, Any]]:
     rows = []
     for latency in latencies:
-        proc, port = start_sim(latency)
+        proc, url = start_sim("--latency-ms", str(latency), "--seed", "3")
+        port = int(url.rsplit(":", 1)[1])
         try:
             for k in sizes:
                 row = {

@@ -25,13 +25,12 @@ import json
 import os
 import resource
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _sim import start_sim  # benchmarks/_sim.py
 
 from langgraph_tts.context import ScaleContext, with_overrides
 from langgraph_tts.evaluation import load_dataset
@@ -40,40 +39,6 @@ from langgraph_tts.solve import Solver
 from langgraph_tts.sweep import SweepSpec, run_sweep
 
 os.environ.setdefault("LANGSMITH_TRACING", "false")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sim(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "langgraph_tts.cli",
-            "sim-server",
-            "--port",
-            str(port),
-            "--latency-ms",
-            str(latency_ms),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    for _ in range(200):
-        try:
-            httpx.get(url + "/health", timeout=0.5)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError("simulator did not start")
 
 
 SIM_PID = 0
@@ -188,7 +153,7 @@ async def bare(url: str, problems: int, concurrency: int) -> dict[str, Any]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     global SIM_PID
-    proc, url = start_sim(args.latency_ms)
+    proc, url = start_sim("--latency-ms", str(args.latency_ms))
     SIM_PID = proc.pid
     results: dict[str, Any] = {
         "setup": {

@@ -23,59 +23,21 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
-from dataclasses import replace
 from typing import Any
 
 import httpx
+from _sim import start_sim  # benchmarks/_sim.py
 
 from langgraph_tts import allocation
 from langgraph_tts.answers import split_steps
 from langgraph_tts.clients.prm import PRM_TEMPLATES
-from langgraph_tts.context import SearchContext
+from langgraph_tts.context import SearchContext, with_overrides
 from langgraph_tts.prompts import POLICY_SYSTEM_PROMPT
 from langgraph_tts.sim.world import make_problems
 from langgraph_tts.solve import Solver
 
 qwen_prm = PRM_TEMPLATES["qwen2.5"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sim(latency_ms: float, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "langgraph_tts.cli",
-            "sim-server",
-            "--port",
-            str(port),
-            "--latency-ms",
-            str(latency_ms),
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(url + "/health", timeout=0.5).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("simulator did not start")
 
 
 def context(url: str, prm: str | None = None, embed: str | None = None, **kw: Any) -> SearchContext:
@@ -100,7 +62,7 @@ async def graph_runs(ctx: SearchContext, problems: list[str]) -> dict[str, Any]:
     cpu0 = time.process_time()
     for i, problem in enumerate(problems):
         started = time.perf_counter()
-        run_ctx = replace(ctx, seed=1000 + i)
+        run_ctx = with_overrides(ctx, seed=1000 + i)
         out = await solver(problem, context=run_ctx)
         walls.append(time.perf_counter() - started)
         iterations.append(out["result"]["iterations"])
@@ -199,7 +161,7 @@ async def minimal_runs(url: str, problems: list[str], n: int) -> dict[str, Any]:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     problems = [p.text for p in make_problems(args.problems, scenario="default", seed=3)]
     report: dict[str, Any] = {"latency_ms": args.latency_ms, "problems": len(problems)}
-    proc, url = start_sim(args.latency_ms)
+    proc, url = start_sim("--latency-ms", str(args.latency_ms))
     try:
         dora16 = await graph_runs(context(url, strategy="dora", budget=16), problems)
         t = dora16["totals"]
@@ -235,7 +197,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     await layouts(args.latency_ms, problems, report)
     # the same N=64 runs against a simulator with no latency: what is left is CPU, the
     # client's (measured here) and the simulator's (the rest of the wall time)
-    proc, url = start_sim(0.0)
+    proc, url = start_sim("--latency-ms", "0")
     try:
         zero = await graph_runs(context(url, strategy="dora", budget=64), problems)
         iterations = sum(zero["iterations"])
@@ -255,7 +217,7 @@ async def layouts(latency_ms: float, problems: list[str], report: dict[str, Any]
     floor = sum(report["N64_iterations"]) * 3 * latency_ms / 1000
     single = report["N64_mean_wall_s"] * len(problems)
     for name, workers in (("workers2", (2,)), ("three_servers", (1, 1, 1))):
-        sims = [start_sim(latency_ms, w) for w in workers]
+        sims = [start_sim("--latency-ms", str(latency_ms), "--workers", str(w)) for w in workers]
         try:
             policy, prm, embed = ([url for _, url in sims] * 3)[:3]  # one server: all roles
             ctx = context(policy, prm=prm, embed=embed, strategy="dora", budget=64)

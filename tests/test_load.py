@@ -31,6 +31,8 @@ GROWTH_KB_BOUND = 2048
 
 def _load_benchmark() -> Any:
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "load.py"
+    if str(path.parent) not in sys.path:  # as `python benchmarks/load.py` has it: `_sim` beside
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("load_benchmark", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
