@@ -13,6 +13,7 @@ the four prebuilt graphs for the built-in strategies.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
@@ -68,20 +69,22 @@ def _settings_classes(names: Sequence[str]) -> list[type[Settings]]:
     return [c for c in found if not any(o is not c and issubclass(o, c) for o in found)]
 
 
+def _declared_by(cls: type[Settings], name: str) -> type:
+    """The class in `cls`'s MRO that declares field `name`."""
+    return next(c for c in cls.__mro__ if name in inspect.get_annotations(c))
+
+
 def _check_no_clash(classes: Sequence[type[Settings]]) -> None:
-    owner: dict[str, type[Settings]] = {
-        n: ContextBase for n in ContextBase.model_fields if n != "strategy"
-    }
+    """Two settings models may share a field only by inheriting one declaration of it."""
+    owner = {n: _declared_by(ContextBase, n) for n in ContextBase.model_fields if n != "strategy"}
     for cls in classes:
         for name in cls.model_fields:
-            other = owner.setdefault(name, cls)
-            if other is not cls and not (issubclass(cls, other) or issubclass(other, cls)):
-                if (
-                    name in Settings.model_fields
-                    or other.model_fields[name] is cls.model_fields[name]
-                ):
-                    continue
-                msg = f"setting {name!r} is defined by both {other.__name__} and {cls.__name__}"
+            declared = _declared_by(cls, name)
+            other = owner.setdefault(name, declared)
+            if other is not declared:
+                msg = (
+                    f"setting {name!r} is defined by both {other.__name__} and {declared.__name__}"
+                )
                 raise ConfigError(msg)
 
 

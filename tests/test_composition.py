@@ -501,3 +501,21 @@ def test_a_sync_call_nested_in_a_sync_node_does_not_deadlock() -> None:
     builder.add_edge("ask", END)
     out = builder.compile().invoke({"messages": [HumanMessage(PROBLEM.text)]})
     assert out["messages"][-1].response_metadata["langgraph_tts"]["strategy"] == "cot"
+
+
+def test_two_strategies_cannot_declare_one_setting_twice() -> None:
+    class Clashing(Settings):
+        budget: int = 3  # the shared settings' field, declared again
+
+    class Clash(Strategy):
+        name = "clash"
+        kind = "search"
+        summary = "declares budget again"
+        settings = Clashing
+
+    register(Clash())
+    try:
+        with pytest.raises(ConfigError, match="'budget' is defined by both"):
+            context_model(strategy_names("sample", "search"))
+    finally:
+        unregister("clash")

@@ -208,7 +208,7 @@ class ComputeOptimalNodes:
     async def prepare(self, state: ComputeOptimalState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Check the problem and the table before spending anything; set up the estimation."""
         user = dict(state.get("settings") or {})
-        ctx = overlay(self.defaults, runtime.context, user, strict=True)
+        ctx = self.context(runtime, {"user_settings": user})
         problem, reply = problem_from(state)
         if not problem:
             raise ConfigError("no problem to solve: pass {'problem': '...'} or chat messages")
