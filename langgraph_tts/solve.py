@@ -51,11 +51,14 @@ __all__ = [
     "create_solve_graph",
 ]
 
-_SUBGRAPHS = {
-    "search": search_context_model,
-    "scale": scale_context_model,
-    "compute_optimal": compute_optimal_context_model,
+_SUBGRAPHS: dict[
+    str, tuple[Callable[[], type[Any]], Callable[..., StateGraph[Any, Any, Any, Any]]]
+] = {
+    "search": (search_context_model, build_search_graph),
+    "scale": (scale_context_model, build_scale_graph),
+    "compute_optimal": (compute_optimal_context_model, build_compute_optimal_graph),
 }
+"""Subgraph node -> (its context schema, its builder)."""
 
 
 class SolveState(TypedDict, total=False):
@@ -92,7 +95,7 @@ class _SolveNodes:
             raise ConfigError("no problem to solve: pass {'problem': '...'} or chat messages")
         check_problem(problem)  # at most MAX_PROBLEM_CHARS
         target = _target(ctx.strategy)
-        known = _SUBGRAPHS[target]().model_fields
+        known = _SUBGRAPHS[target][0]().model_fields
         passed = {k: v for k, v in user.items() if k in known}
         passed["strategy"] = ctx.strategy
         return {"problem": problem, "reply": reply, "target": target, "settings": passed}
@@ -123,11 +126,6 @@ def build_solve_graph(
     bound = bind_settings(solve_context_model(), strategy, settings)
     values = bound.values()
     clients: dict[str, Any] = {"policy": policy, "prm": prm, "embedder": embedder, "grader": grader}
-    builders = {
-        "search": build_search_graph,
-        "scale": build_scale_graph,
-        "compute_optimal": build_compute_optimal_graph,
-    }
     nodes = _SolveNodes(bound)
     builder = StateGraph(
         SolveState,
@@ -136,18 +134,17 @@ def build_solve_graph(
         output_schema=SearchOutput,
     )
     builder.add_node("prepare", node(nodes.prepare, "prepare"))
-    for name, build in builders.items():
-        known = _SUBGRAPHS[name]().model_fields
+    for name, (schema, build) in _SUBGRAPHS.items():
+        known = schema().model_fields
         own = {k: v for k, v in values.items() if k in known and k != "strategy"}
-        default = None if name == "search" else name
-        if name == "search" and get_strategy(bound.strategy).kind != "graph":
-            default = bound.strategy
-        sub = build(default, **clients, **own)
+        # the search subgraph keeps the bound strategy if it runs it; the others run their own
+        default = bound.strategy if _target(bound.strategy) == name else name
+        sub = build(None if default == "search" else default, **clients, **own)
         builder.add_node(name, sub.compile(name=name))
         builder.add_edge(name, "respond")
     builder.add_node("respond", node(nodes.respond, "respond"))
     builder.add_edge(START, "prepare")
-    builder.add_conditional_edges("prepare", _route, list(builders))
+    builder.add_conditional_edges("prepare", _route, list(_SUBGRAPHS))
     builder.add_edge("respond", END)
     return builder
 
