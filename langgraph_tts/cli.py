@@ -206,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--difficulty-samples", type=int, help="k samples per difficulty estimate (default: 8)"
     )
+    c.add_argument(
+        "--targets",
+        help="run budgets N to fit per-bin budget plans for, each spending on average what "
+        "best-of-N at N costs (default: --budgets)",
+    )
+    c.add_argument(
+        "--cost",
+        choices=["samples", "completion_tokens"],
+        default="samples",
+        help="what the plans' budgets count (default: samples)",
+    )
     c.add_argument("--cv-seed", type=int, default=0, help="seed of the 2-fold CV split")
     c.add_argument("--concurrency", type=int, default=32, help="problems in flight (default: 32)")
     c.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
@@ -497,17 +508,26 @@ def _names(raw: str, flag: str) -> list[str]:
     return names
 
 
+def _positive_ints(raw: str, flag: str) -> list[int]:
+    """`4,16,64` as integers, or one ConfigError naming the flag."""
+    from .errors import ConfigError
+
+    items = _names(raw, flag)
+    if not all(b.isdigit() and int(b) > 0 for b in items):
+        raise ConfigError(f"{flag} must be positive integers such as 4,16, got {raw!r}")
+    return [int(b) for b in items]
+
+
 async def _calibrate(args: argparse.Namespace) -> int:
     from .compute_optimal.calibrate import calibrate
-    from .compute_optimal.table import candidates_for, format_table
+    from .compute_optimal.table import candidates_for, format_plans, format_table
     from .compute_optimal.tablefile import write_table
     from .errors import ConfigError
     from .evaluation import load_dataset
     from .preflight import check_servers
 
-    budgets = _names(args.budgets, "--budgets")
-    if not all(b.isdigit() and int(b) > 0 for b in budgets):
-        raise ConfigError(f"--budgets must be positive integers such as 4,16, got {args.budgets!r}")
+    budgets = _positive_ints(args.budgets, "--budgets")
+    targets = _positive_ints(args.targets, "--targets") if args.targets else budgets
     strategies = _names(args.strategies, "--strategies")
     candidates_for(strategies, 1)  # unknown names fail before any request
     if args.bins < 1:
@@ -531,7 +551,9 @@ async def _calibrate(args: argparse.Namespace) -> int:
         problems,
         ctx,
         runs,
-        budgets=[int(b) for b in budgets],
+        budgets=budgets,
+        targets=targets,
+        cost_metric=args.cost,
         strategies=strategies,
         bins=args.bins,
         difficulty=args.difficulty,
@@ -543,6 +565,9 @@ async def _calibrate(args: argparse.Namespace) -> int:
     )
     write_table(table, args.out)
     print(format_table(table))
+    if table.plans:
+        print(f"\nper-bin budgets ({table.cost_metric} per problem, k included):")
+        print(format_plans(table))
     print(
         f"{table.difficulty} difficulty from k={table.difficulty_samples} samples, "
         f"{table.source.get('problems')} problems -> {args.out} (runs in {runs})"

@@ -32,6 +32,8 @@ def fitted(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, st
         "best_of_n,beam",
         "--bins",
         "3",
+        "--targets",
+        "8,16",
         "--seed",
         "0",
         "--out",
@@ -56,6 +58,11 @@ def test_calibrate_writes_a_valid_table_and_its_runs(fitted: tuple[Path, str]) -
     assert all(json.loads(r)["ledger"]["samples"] == 8 for r in difficulty_rows)
     assert "| bin | difficulty score | N=2: θ (CV acc.) | N=4: θ (CV acc.) |" in printed
     assert f"-> {path}" in printed
+    # per-bin budgets: N=8 affords only the k = 8 estimation samples, N=16 a search on top
+    assert [p.target for p in table.plans] == [8, 16]
+    assert {e.name for e in table.plans[0].entries} == {"best_of_n@8"}
+    assert "per-bin budgets (samples per problem, k included):" in printed
+    assert "| bin | N=8 | N=16 |" in printed
 
 
 def test_solve_books_the_estimation_samples_as_the_server_counted(
@@ -83,7 +90,10 @@ def test_solve_books_the_estimation_samples_as_the_server_counted(
     assert out["answer"] is not None and result["strategy"] == "compute_optimal"
     assert 1 <= result["bin"] <= 3 and 0.0 <= result["difficulty"] <= 1.0
     assert result["chosen"] == load_table(path).select(result["difficulty"], 4).cell.choice.name
-    assert ledger["samples"] == stats["samples"] >= 8 + 4  # k estimation samples + the search
+    # the k estimation samples are charged; best-of-N at 4 <= k reuses them and draws nothing
+    least = 8 if result["chosen_strategy"] == "best_of_n" else 8 + 4
+    assert ledger["samples"] == stats["samples"] >= least
+    assert result["reused"] == (4 if result["chosen_strategy"] == "best_of_n" else 0)
     assert ledger["completion_tokens"] == stats["completion_tokens"]
     assert ledger["prompt_tokens"] == stats["prompt_tokens"]
     assert ledger["prm_tokens"] == stats["prm_tokens"]
@@ -133,7 +143,10 @@ def test_eval_routes_easy_and_hard_problems_to_different_strategies(
     for r in rows:
         assert r["result"]["difficulty"] == pytest.approx(calibrated[r["id"]], abs=1e-6)
         assert (r["result"]["difficulty"] >= cut) == (r["result"]["bin"] == 1)
-        assert r["ledger"]["samples"] >= 8 + 4  # the k estimation samples are charged
+        if r["result"]["bin"] == 1:  # best-of-N at 4 is the k = 8 estimation samples' vote
+            assert r["ledger"]["samples"] == 8 and r["result"]["voters"] == 8
+        else:  # the k estimation samples are charged on top of the search
+            assert r["ledger"]["samples"] >= 8 + 4
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from .plan import BudgetPlan, PlanEntry, fit_plans
 from .table import (
     CandidateRun,
     Cell,
@@ -22,6 +23,7 @@ from .table import (
     candidates_for,
     fit_bins,
     fit_table,
+    format_plans,
     format_table,
     parse_table,
 )
@@ -40,12 +42,14 @@ _LAZY = {
 }
 
 __all__ = [
+    "BudgetPlan",
     "CandidateRun",
     "Cell",
     "Choice",
     "ComputeOptimalNodes",
     "ComputeOptimalState",
     "DifficultyEstimate",
+    "PlanEntry",
     "Selection",
     "StrategyTable",
     "assign_bin",
@@ -55,7 +59,9 @@ __all__ = [
     "candidates_for",
     "create_compute_optimal_graph",
     "fit_bins",
+    "fit_plans",
     "fit_table",
+    "format_plans",
     "format_table",
     "load_table",
     "measure_difficulty",

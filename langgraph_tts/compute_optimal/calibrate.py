@@ -24,6 +24,7 @@ from ..grading import Grader, default_grader
 from ..search.graph import create_search_graph
 from ..solve import Solver
 from .graph import difficulty_context, measure_difficulty
+from .plan import CostMetric, Option, fit_plans, options_for
 from .table import (
     DEFAULT_BINS,
     CandidateRun,
@@ -44,6 +45,42 @@ def run_name(choice: Choice, budget: int) -> str:
     """Directory name of a candidate's run: `best_of_n-n16`, `beam-m4-n16`, `dvts-m4-n4`."""
     width = choice.width_for(budget)
     return f"{choice.strategy}{'' if width is None else f'-m{width}'}-n{budget}"
+
+
+def _option(choice: Choice, budget: int, rows: dict[str, EvalRow], metric: str) -> Option:
+    """A run's per-problem outcome and cost (`metric` read from each row's ledger)."""
+    return Option(
+        choice,
+        budget,
+        {pid: bool(r.get("correct")) for pid, r in rows.items()},
+        {pid: float((r.get("ledger") or {}).get(metric, 0)) for pid, r in rows.items()},
+    )
+
+
+def _plans(
+    table: StrategyTable,
+    scores: dict[str, float],
+    est: Option,
+    runs: Sequence[Option],
+    targets: Sequence[int],
+    *,
+    metric: CostMetric,
+    seed: int,
+) -> StrategyTable:
+    """`table` with per-bin budget plans for `targets` (those some plan can afford).
+
+    A target N may spend what best-of-N at N costs: N x the mean cost of one estimation sample.
+    """
+    k = table.difficulty_samples
+    unit = fmean(est.cost.values()) / k if est.cost else 0.0
+    if unit <= 0:
+        return table
+    by_bin: dict[int, list[str]] = {}
+    for pid, score in scores.items():
+        by_bin.setdefault(table.bin_of(score), []).append(pid)
+    limits = {n: n * unit for n in targets}
+    plans = fit_plans(options_for(est, runs, k), by_bin, table.bins, limits, seed=seed)
+    return table.model_copy(update={"plans": plans, "cost_metric": metric})
 
 
 def _rows(out_dir: Path, problems: Sequence[dict[str, str]]) -> dict[str, EvalRow]:
@@ -81,6 +118,8 @@ async def calibrate(
     concurrency: int = 32,
     resume: bool = True,
     seed: int = 0,
+    targets: Sequence[int] | None = None,
+    cost_metric: CostMetric = "samples",
     policy: Policy | None = None,
     prm: RewardModel | None = None,
     embedder: Embedder | None = None,
@@ -104,6 +143,9 @@ async def calibrate(
         concurrency: Problems in flight per run.
         resume: Keep the rows of earlier runs in `runs_dir`.
         seed: Seed of the 2-fold cross-validation split.
+        targets: Run budgets N to fit per-bin budget plans for (default: `budgets`); a plan
+            spends on average what best-of-N at N costs, counted in `cost_metric`.
+        cost_metric: `samples` or `completion_tokens` (what the plans' budgets count).
         policy: Policy client (default: from the context).
         prm: Reward model (default: from the context).
         embedder: Embedder for DORA candidates (default: from the context).
@@ -150,6 +192,7 @@ async def calibrate(
     if not scores:
         raise ConfigError("no problem's difficulty could be estimated (see the difficulty run)")
     runs: list[CandidateRun] = []
+    options: list[Option] = []
     for budget, choice in plan:
         width = choice.width_for(budget)
         sctx = with_overrides(ctx, strategy=choice.strategy, budget=budget)
@@ -160,8 +203,9 @@ async def calibrate(
         summary = await run_eval(solver, list(problems), out_dir, settings=sctx, **common)
         if on_run is not None:
             on_run(f"{choice.name} @ N={budget}", summary)
-        correct = {pid: bool(r.get("correct")) for pid, r in _rows(out_dir, problems).items()}
-        runs.append(CandidateRun(choice, budget, correct, cost=float(summary["mean_flops"])))
+        option = _option(choice, budget, _rows(out_dir, problems), cost_metric)
+        options.append(option)
+        runs.append(CandidateRun(choice, budget, option.correct, cost=float(summary["mean_flops"])))
     source: dict[str, JsonValue] = {
         "dataset": dataset,
         "problems": len(scores),
@@ -172,7 +216,7 @@ async def calibrate(
         "cv_seed": seed,
     }
     try:
-        return fit_table(
+        table = fit_table(
             scores,
             runs,
             bins=bins,
@@ -183,3 +227,8 @@ async def calibrate(
         )
     except ValueError as err:  # e.g. every candidate failed on every problem of a budget
         raise TTSError(f"cannot fit the strategy table: {err}") from None
+    if difficulty == "oracle":
+        return table  # not routable, so no plans
+    alone = _option(Choice(strategy="best_of_n"), ctx.difficulty_samples, rows, cost_metric)
+    wanted = sorted(set(targets or budgets))
+    return _plans(table, scores, alone, options, wanted, metric=cost_metric, seed=seed)

@@ -1,18 +1,18 @@
-"""Prebuilt compute-optimal graph (Snell et al. 2024): estimate difficulty, pick θ, search.
+"""Prebuilt compute-optimal graph (Snell et al. 2024): estimate difficulty, pick θ and n, search.
 
 ```
-START -> estimate_difficulty -> select_strategy -> search -> END
+START -> prepare -> estimate -> select_strategy -> (search ->) finish -> END
 ```
-- **estimate_difficulty** runs the search graph as best-of-N with N = k (`difficulty_samples`):
+- **estimate** runs the search graph as best-of-N with N = k (`difficulty_samples`):
   one chat request with `n=k`, one batched PRM request; the difficulty score is the mean
   last-step PRM score of the k samples (higher = easier). The k samples are charged to the
   ledger (Snell et al. do not count theirs).
-- **select_strategy** bins the score with the table's thresholds and looks up θ for the run's
-  budget; it writes one custom stream event with the bin and the choice.
-- **search** runs the search graph with θ's strategy and beam width at the run's budget.
-
-The estimation samples are not reused in the chosen strategy's vote (see
-docs/compute_optimal.md).
+- **select_strategy** bins the score and looks up θ and its budget n: the table's plan for the
+  run's budget if it has one (per-bin budgets), else the cell's θ at the run's budget; it
+  writes one custom stream event with the bin and the choice.
+- **search** runs the search graph with θ at n; best-of-N reuses the k estimation samples and
+  draws only n − k (none if n <= k, and the search is skipped).
+- **finish** answers: best-of-N votes over the reused and the new samples.
 """
 
 from __future__ import annotations
@@ -32,15 +32,17 @@ from typing_extensions import TypedDict
 
 from .._factory import RECURSION_LIMIT, bind_settings, compile_graph
 from .._sync import node
+from ..answers import vote
 from ..clients.types import Embedder, Policy, RewardModel
 from ..context import compute_optimal_context_model, search_context_model
 from ..errors import ConfigError
-from ..grading import Grader
+from ..grading import Grader, default_grader
 from ..ledger import Ledger, merge_ledgers
 from ..search.graph import build_search_graph
 from ..search.nodes import answer_message, problem_from
 from ..settings import overlay
 from ..state import SearchInput, SearchOutput, TreeNode
+from ..strategies import get_strategy
 from .table import StrategyTable
 from .tablefile import load_table
 
@@ -97,7 +99,9 @@ class DifficultyEstimate:
     answers: list[str | None]
     """Extracted answers of the k samples (for oracle difficulty: their pass rate)."""
     answer: str | None
-    """PRM-weighted vote of the k samples."""
+    """The k samples' vote (best-of-N at k under the run's vote rule)."""
+    voters: list[tuple[str | None, float | None]]
+    """(answer, score under the run's aggregation) of each sample, for reuse in best-of-N."""
     result: dict[str, Any]
     ledger: Ledger
 
@@ -133,12 +137,11 @@ def resolve_table(ctx: Any) -> StrategyTable:
 
 
 def difficulty_overrides(ctx: Any) -> dict[str, Any]:
-    """Settings of the estimation run: best-of-N with N = k, last-step PRM scores."""
+    """Settings of the estimation run: best-of-N with N = k (vote and aggregation as the run's,
+    so that its vote is best-of-N at k; the difficulty reads the last-step scores)."""
     return {
         "strategy": "best_of_n",
         "budget": ctx.difficulty_samples,
-        "aggregation": "last",
-        "vote": "weighted",
         "seed": None if ctx.seed is None else ctx.seed + DIFFICULTY_SEED_OFFSET,
         "adaptive": False,  # the table was fitted on exactly k samples
     }
@@ -155,16 +158,25 @@ def estimate_from(out: dict[str, Any]) -> DifficultyEstimate:
     """The difficulty estimate from an estimation run's output (nodes, completed, result)."""
     nodes: list[TreeNode] = out.get("nodes") or []
     finished = [nodes[i] for i in out.get("completed") or []]
-    scores = [float(n["score"]) for n in finished if n["score"] is not None]
+    scores = [s for s in map(_last_step, finished) if s is not None]
     result = out.get("result") or {}
     return DifficultyEstimate(
         score=fmean(scores) if scores else 0.0,
         scores=scores,
         answers=[n["answer"] for n in finished],
+        voters=[(n["answer"], n["score"]) for n in finished],
         answer=out.get("answer"),
         result=result,
         ledger=result.get("ledger") or out.get("ledger") or Ledger(),
     )
+
+
+def _last_step(node: TreeNode) -> float | None:
+    """Snell's difficulty signal: the PRM's score of a solution's last step."""
+    steps = node.get("step_scores")
+    if steps:
+        return float(steps[-1])
+    return None if node["score"] is None else float(node["score"])
 
 
 async def measure_difficulty(
@@ -197,8 +209,9 @@ class ComputeOptimalNodes:
         defaults: The graph's bound settings (an instance of its context schema).
     """
 
-    def __init__(self, defaults: Any) -> None:
+    def __init__(self, defaults: Any, grader: Grader | None = None) -> None:
         self.defaults = defaults
+        self.grader = grader
 
     def context(self, runtime: Runtime[Any] | None, state: Any) -> Any:
         """Bound settings, then the run's context, then the input's per-call `settings`."""
@@ -224,25 +237,16 @@ class ComputeOptimalNodes:
     async def select_strategy(
         self, state: ComputeOptimalState, runtime: Runtime[Any]
     ) -> dict[str, Any]:
-        """Bin the difficulty score and look θ up for the run's budget; stream the choice."""
+        """Bin the difficulty score, look θ and its budget up; stream the choice."""
         ctx = self.context(runtime, state)
         estimate = estimate_from(dict(state))
         table = resolve_table(ctx)
-        picked = table.select(estimate.score, ctx.budget)
-        choice = picked.cell.choice
-        selection = {
-            "bin": picked.bin,
-            "bins": table.bins,
-            "difficulty": round(estimate.score, 6),
-            "difficulty_samples": ctx.difficulty_samples,
-            "chosen": choice.name,
-            "chosen_strategy": choice.strategy,
-            "beam_width": choice.width_for(ctx.budget),
-            "table_budget": picked.budget,
-            "cv_accuracy": picked.cell.cv_accuracy,
-        }
+        selection = _selection(table, ctx, estimate.score)
         runtime.stream_writer({"event": "compute_optimal", "budget": ctx.budget, **selection})
-        overrides: dict[str, Any] = {"strategy": choice.strategy}
+        overrides: dict[str, Any] = {
+            "strategy": selection["chosen_strategy"],
+            "budget": selection["run_budget"] - selection["reused"],
+        }
         if selection["beam_width"] is not None:
             overrides["beam_width"] = selection["beam_width"]
         room = _remaining_caps(ctx, state.get("ledger") or {})
@@ -252,6 +256,7 @@ class ComputeOptimalNodes:
                 "answer": estimate.answer,
                 "result": estimate.result,
                 "scores": [round(x, 6) for x in estimate.scores],
+                "voters": estimate.voters,
                 "exhausted": room is None,
             },
             "selection": selection,
@@ -263,22 +268,94 @@ class ComputeOptimalNodes:
         }
 
     async def finish(self, state: ComputeOptimalState, runtime: Runtime[Any]) -> dict[str, Any]:
-        """θ's answer (or the estimation's, if it used up a hard cap) with the selection."""
-        estimate = state["estimate"]
+        """θ's answer, or best-of-N's vote over the reused and new samples, with the selection.
+
+        If the estimation used up a hard cap, its own vote is the answer (`hard_cap`).
+        """
+        ctx = self.context(runtime, state)
+        estimate, selection = state["estimate"], state["selection"]
+        searched = not estimate["exhausted"] and _searches(selection)
+        out: dict[str, Any] = {
+            "answer": state.get("answer") if searched else estimate["answer"],
+            "result": dict((state.get("result") if searched else estimate["result"]) or {}),
+        }
         if estimate["exhausted"]:
-            out: dict[str, Any] = {
-                "answer": estimate["answer"],
-                "result": {**estimate["result"], "stop_reason": "hard_cap"},
-                "nodes": [],
-                "completed": [],
-            }
-        else:
-            out = {"answer": state.get("answer"), "result": dict(state.get("result") or {})}
-        out["result"] = {**out["result"], **state["selection"], "strategy": "compute_optimal"}
+            out["result"]["stop_reason"] = "hard_cap"
+        elif selection["reused"] and searched:
+            out["answer"], merged = await self._reuse_vote(ctx, state)
+            out["result"].update(merged)
+        out["result"] = {
+            **out["result"],
+            **selection,
+            "strategy": "compute_optimal",
+            "budget": ctx.budget,
+        }
         out["result"]["ledger"] = dict(state.get("ledger") or {})
         if state.get("reply"):
             out["messages"] = [answer_message(out["answer"], out["result"])]
         return out
+
+    async def _reuse_vote(
+        self, ctx: Any, state: ComputeOptimalState
+    ) -> tuple[str | None, dict[str, Any]]:
+        """Best-of-N's vote over the k estimation samples and the search's new ones."""
+        nodes = state.get("nodes") or []
+        fresh = [(nodes[i]["answer"], nodes[i]["score"]) for i in state.get("completed") or []]
+        voters = [*map(tuple, state["estimate"]["voters"]), *fresh]
+        answers = [a for a, _ in voters]
+        rule = get_strategy("best_of_n").vote_rule(ctx)
+        if rule != "majority" and any(score is None for _, score in voters):
+            rule = "majority"
+        scores = [float(sc or 0.0) for _, sc in voters] if rule != "majority" else None
+        grader = self.grader or default_grader()
+        result = vote(answers, scores, await grader.agroup(answers), rule)
+        reused = len(state["estimate"]["voters"])
+        winner = result.winner
+        return result.answer, {
+            "answer": result.answer,
+            "voters": len(voters),
+            "vote": rule,
+            # the winner's index in `completed`, or None if it is one of the reused samples
+            "winner": None
+            if winner is None or winner < reused
+            else state["completed"][winner - reused],
+            "groups": [
+                {"answer": g.answer, "count": g.count, "weight": round(g.weight, 6)}
+                for g in result.groups
+            ],
+        }
+
+
+def _selection(table: StrategyTable, ctx: Any, score: float) -> dict[str, Any]:
+    """θ and its budget for a difficulty score: the plan of the run's budget if the table has
+    one (and `bin_budgets` is on), else the cell's θ at the run's budget."""
+    k = ctx.difficulty_samples
+    picked = table.select(score, ctx.budget)
+    plan = table.plan_for(ctx.budget) if ctx.bin_budgets else None
+    choice, budget = picked.cell.choice, ctx.budget
+    if plan is not None:
+        entry = plan.entry(picked.bin)
+        choice, budget = entry.choice, entry.budget
+    reused = min(k, budget) if choice.strategy == "best_of_n" else 0
+    return {
+        "bin": picked.bin,
+        "bins": table.bins,
+        "difficulty": round(score, 6),
+        "difficulty_samples": k,
+        "chosen": choice.name,
+        "chosen_strategy": choice.strategy,
+        "beam_width": choice.width_for(budget),
+        "table_budget": picked.budget if plan is None else plan.target,
+        "plan": plan is not None,
+        "run_budget": max(budget, reused),
+        "reused": reused,
+        "cv_accuracy": picked.cell.cv_accuracy if plan is None else plan.cv_accuracy,
+    }
+
+
+def _searches(selection: dict[str, Any]) -> bool:
+    """Whether θ draws anything beyond the reused estimation samples."""
+    return int(selection["run_budget"]) > int(selection["reused"])
 
 
 def _for_search(user: dict[str, Any]) -> dict[str, Any]:
@@ -288,7 +365,9 @@ def _for_search(user: dict[str, Any]) -> dict[str, Any]:
 
 
 def _after_select(state: ComputeOptimalState) -> str:
-    return "finish" if state["estimate"]["exhausted"] else "search"
+    if state["estimate"]["exhausted"] or not _searches(state["selection"]):
+        return "finish"
+    return "search"
 
 
 def build_compute_optimal_graph(
@@ -326,7 +405,7 @@ def build_compute_optimal_graph(
     search = build_search_graph(
         "best_of_n", policy=policy, prm=prm, embedder=embedder, grader=grader, **shared
     ).compile(name="search")
-    nodes = ComputeOptimalNodes(bound)
+    nodes = ComputeOptimalNodes(bound, grader)
     builder = StateGraph(
         ComputeOptimalState,
         context_schema=model,

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import bisect
 import math
-import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import (
@@ -29,20 +28,23 @@ from pydantic import (
     Field,
     JsonValue,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
 from ..errors import ConfigError
-from ..strategies import Width, get_strategy, strategy_names
+from .choices import CandidateStrategy, Choice, candidates, candidates_for
+from .plan import BudgetPlan, CostMetric, PlanEntry, two_folds
 
 __all__ = [
     "DEFAULT_BINS",
+    "BudgetPlan",
     "CandidateRun",
     "CandidateStrategy",
     "Cell",
     "Choice",
+    "CostMetric",
     "DifficultyKind",
+    "PlanEntry",
     "Selection",
     "StrategyTable",
     "assign_bin",
@@ -50,99 +52,17 @@ __all__ = [
     "candidates_for",
     "fit_bins",
     "fit_table",
+    "format_plans",
     "format_table",
     "parse_table",
 ]
 
-CandidateStrategy = str
-"""A registered strategy with compute-optimal candidates (`Strategy.table_choices`)."""
 DifficultyKind = Literal["predicted", "oracle"]
 """`predicted`: mean last-step PRM score of k samples; `oracle`: their pass rate (needs answers,
 so only for analysis — a graph cannot route on it)."""
 
 DEFAULT_BINS = 5
 """Snell et al. bin difficulty into quintiles."""
-
-
-class Choice(BaseModel):
-    """One candidate θ: a search strategy and its hyper-parameters.
-
-    `beam_width` is beam search's and DVTS's M: a number, or `"sqrt"` for M = round(√N) of
-    the run's budget N (paper §4.3). Other settings come from the run's context.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    strategy: CandidateStrategy
-    beam_width: Annotated[int, Field(gt=0)] | Literal["sqrt"] | None = None
-
-    @field_validator("strategy")
-    @classmethod
-    def _registered(cls, value: str) -> str:
-        if value not in _choices():
-            known = ", ".join(_choices())
-            raise ValueError(f"{value!r} is not a candidate strategy; known: {known}")
-        return value
-
-    @model_validator(mode="after")
-    def _width_only_for_beams(self) -> Choice:
-        widths = _choices()[self.strategy]
-        if None not in widths and self.beam_width is None:
-            raise ValueError(f"{self.strategy} needs beam_width (a number or 'sqrt')")
-        if widths == (None,) and self.beam_width is not None:
-            raise ValueError(f"beam_width is only for beam and dvts, not {self.strategy}")
-        return self
-
-    @property
-    def name(self) -> str:
-        """Short label: `best_of_n`, `beam(M=sqrt)`, `dvts(M=4)`, ..."""
-        return self.strategy if self.beam_width is None else f"{self.strategy}(M={self.beam_width})"
-
-    def width_for(self, budget: int) -> int | None:
-        """M for a run with budget N (None for strategies without a beam width)."""
-        if self.beam_width == "sqrt":
-            return max(1, round(math.sqrt(budget)))
-        return self.beam_width
-
-
-def _choices() -> dict[str, tuple[Width, ...]]:
-    """Registered strategies with candidates, and the beam widths each contributes."""
-    found = ((n, get_strategy(n).table_choices) for n in strategy_names())
-    return {name: widths for name, widths in found if widths}
-
-
-def candidates() -> dict[str, tuple[Choice, ...]]:
-    """What each strategy name expands to, from the registry (paper §4.3: BoN weighted, beam
-    search with M = √N and M = 4; DVTS with search-and-learn's M = 4; REBASE and DORA with the
-    context's settings). The order is the simplicity order used to break ties."""
-    return {
-        name: tuple(Choice(strategy=name, beam_width=w) for w in widths)
-        for name, widths in _choices().items()
-    }
-
-
-def candidates_for(strategies: Iterable[str], budget: int) -> list[Choice]:
-    """The candidates θ of `strategies` at budget N, without duplicates.
-
-    Two θ that run the same search at this N (beam with M = √16 and M = 4) are one candidate;
-    the first listed is kept.
-
-    Raises:
-        ConfigError: an unknown strategy name.
-    """
-    out: list[Choice] = []
-    seen: set[tuple[str, int | None]] = set()
-    table = candidates()
-    for name in strategies:
-        if name not in table:
-            msg = f"unknown candidate strategy {name!r}; known: {', '.join(table)}"
-            raise ConfigError(msg)
-        for choice in table[name]:
-            key = (choice.strategy, choice.width_for(budget))
-            if key not in seen:
-                seen.add(key)
-                out.append(choice)
-    return out
 
 
 # --- bins -------------------------------------------------------------------------------------
@@ -228,6 +148,14 @@ class StrategyTable(BaseModel):
     source: dict[str, JsonValue] = Field(
         default_factory=dict, description="Provenance: dataset, strategies, models, ..."
     )
+    cost_metric: CostMetric = Field(
+        default="samples", description="What the plans' budgets count (see `plans`)."
+    )
+    plans: list[BudgetPlan] = Field(
+        default_factory=list,
+        description="Per-bin θ and budget for a run budget N (fitted by `fit_plans`); a run "
+        "whose budget has no plan uses `cells` (θ at N for every bin).",
+    )
 
     @model_validator(mode="after")
     def _complete_grid(self) -> StrategyTable:
@@ -246,6 +174,12 @@ class StrategyTable(BaseModel):
                 else "cells hold a (bin, budget) twice or a bin beyond the thresholds"
             )
             raise ValueError(msg)
+        targets = [p.target for p in self.plans]
+        if len(targets) != len(set(targets)):
+            raise ValueError("plans hold a target budget twice")
+        for plan in self.plans:
+            if sorted(e.bin for e in plan.entries) != list(range(1, self.bins + 1)):
+                raise ValueError(f"the plan for N={plan.target} needs one entry per bin")
         return self
 
     @property
@@ -284,6 +218,11 @@ class StrategyTable(BaseModel):
             )
             raise ConfigError(msg)
         return fitted[-1]
+
+    def plan_for(self, budget: int) -> BudgetPlan | None:
+        """The plan of the largest target not above the run's budget N, if any."""
+        fitted = [p for p in self.plans if p.target <= budget]
+        return max(fitted, key=lambda p: p.target) if fitted else None
 
     def cell(self, bin_index: int, budget: int) -> Cell:
         """The cell of a bin and a *fitted* budget."""
@@ -344,9 +283,7 @@ def _best(runs: Sequence[CandidateRun], ids: Sequence[str]) -> CandidateRun:
 
 def _two_fold(runs: Sequence[CandidateRun], ids: Sequence[str], key: str) -> float:
     """Select on one half of `ids`, score on the other, swap; pooled held-out accuracy."""
-    shuffled = sorted(ids)
-    random.Random(key).shuffle(shuffled)
-    folds = (shuffled[0::2], shuffled[1::2])
+    folds = two_folds(ids, key)
     held_out = 0
     for train, test in (folds, folds[::-1]):
         pick = _best(runs, train)
@@ -434,4 +371,22 @@ def format_table(table: StrategyTable) -> str:
             c = table.cell(b, n)
             row.append(f"{c.choice.name} ({c.cv_accuracy:.2f}, n={c.problems})")
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def format_plans(table: StrategyTable) -> str:
+    """The plans as Markdown: one row per bin, one column per target budget (θ@n)."""
+    if not table.plans:
+        return ""
+    unit = "samples" if table.cost_metric == "samples" else "tokens"
+    header = ["bin", *(f"N={p.target}" for p in table.plans)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for b in range(1, table.bins + 1):
+        lines.append("| " + " | ".join([str(b), *(p.entry(b).name for p in table.plans)]) + " |")
+    for label, get in (
+        (f"mean {unit} (CV)", lambda p: f"{p.mean_cost:.1f} ({p.cv_mean_cost:.1f})"),
+        (f"limit ({unit})", lambda p: f"{p.limit:.1f}"),
+        ("accuracy (CV)", lambda p: f"{p.accuracy:.3f} ({p.cv_accuracy:.3f})"),
+    ):
+        lines.append("| " + " | ".join([label, *(get(p) for p in table.plans)]) + " |")
     return "\n".join(lines)

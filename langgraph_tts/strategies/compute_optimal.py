@@ -36,6 +36,14 @@ class ComputeOptimalSettings(Settings):
             "estimates a problem's difficulty for compute_optimal; charged to the ledger.",
         ),
     ] = 8
+    bin_budgets: Annotated[
+        bool,
+        Field(
+            description="compute_optimal: if the table has a plan for the run's budget, give "
+            "each difficulty bin the plan's θ and budget (the mean stays within what best-of-N "
+            "at N costs); off: θ at N for every bin.",
+        ),
+    ] = True
 
     @field_validator("table")
     @classmethod

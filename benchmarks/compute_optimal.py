@@ -1,0 +1,245 @@
+"""Compute-optimal selection (per-bin strategy and budget) against every single strategy.
+
+Snell et al.'s headline: choosing the strategy *and* the budget per difficulty bin matches
+best-of-N with about 4x less compute. This reproduces the experiment on a simulated world:
+`calibrate` fits the table on the first half of the problems (every candidate θ at every
+budget, k-sample difficulty estimates, per-bin budget plans for each target), then the second,
+held-out half is run with every candidate θ at every budget (what a user could run instead)
+and with the compute-optimal graph at each target budget. Everything goes through the
+package's own `calibrate`, `run_eval` and graphs, with the simulator's in-process clients.
+
+    python benchmarks/compute_optimal.py --problems 400 --world default \
+        --json docs/benchmarks/compute_optimal.json --plot docs/benchmarks/compute_optimal.png
+    python benchmarks/compute_optimal.py --from-json docs/benchmarks/compute_optimal.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from langgraph_tts.compute_optimal.calibrate import calibrate, run_name
+from langgraph_tts.compute_optimal.table import (
+    StrategyTable,
+    candidates_for,
+    format_plans,
+    format_table,
+)
+from langgraph_tts.context import solve_context_model, with_overrides
+from langgraph_tts.evaluation import run_eval
+from langgraph_tts.sim.inprocess import SimEmbedder, SimPolicy, SimPRM
+from langgraph_tts.sim.server import SimConfig
+from langgraph_tts.sim.world import make_problems
+from langgraph_tts.solve import Solver
+
+
+def _problems(world: str, n: int, seed: int) -> list[dict[str, str]]:
+    return [
+        {"id": p.id, "problem": p.text, "answer": p.answer}
+        for p in make_problems(n, scenario=world, seed=seed)
+    ]
+
+
+def _row(label: str, kind: str, budget: int, summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "label": label,
+        "kind": kind,
+        "budget": budget,
+        "accuracy": round(summary["accuracy"], 4),
+        "samples": round(summary["mean_samples"], 2),
+        "tokens": round(summary["mean_completion_tokens"], 1),
+        "n": summary["n"],
+    }
+
+
+async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """Calibrate on the first half, evaluate candidates and compute-optimal on the second."""
+    config = SimConfig(scenario=args.world, seed=args.seed)
+    clients = {
+        "policy": SimPolicy(config),
+        "prm": SimPRM(config),
+        "embedder": SimEmbedder(config),
+    }
+    problems = _problems(args.world, args.problems, args.seed)
+    half = len(problems) // 2
+    validation, held_out = problems[:half], problems[half:]
+    ctx = with_overrides(
+        solve_context_model()(), seed=args.seed, difficulty_samples=args.difficulty_samples
+    )
+    common = {
+        "budgets": args.budgets,
+        "strategies": args.strategies,
+        "concurrency": args.concurrency,
+        "cost_metric": args.cost,
+        **clients,
+    }
+
+    def say(label: str, summary: dict[str, Any]) -> None:
+        print(f"  {label}: {summary['accuracy']:.3f}", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    table = await calibrate(
+        validation, ctx, out / "validation", targets=args.targets, on_run=say, **common
+    )
+    print(format_table(table), format_plans(table), sep="\n\n", file=sys.stderr)
+    # held out: every candidate at every budget (and the difficulty run = best-of-N at k)
+    await calibrate(held_out, ctx, out / "held_out", on_run=say, **common)
+    rows = []
+    for budget in args.budgets:
+        for choice in candidates_for(args.strategies, budget):
+            summary = json.loads(
+                (out / "held_out" / run_name(choice, budget) / "summary.json").read_text()
+            )
+            rows.append(_row(choice.name, "single", budget, summary))
+    for budget in args.reference_budgets:  # more points on best-of-N's curve
+        ref = with_overrides(ctx, strategy="best_of_n", budget=budget)
+        summary = await run_eval(
+            Solver(ref, **clients),
+            held_out,
+            out / "reference" / f"best_of_n-n{budget}",
+            settings=ref,
+            concurrency=args.concurrency,
+        )
+        rows.append(_row("best_of_n", "single", budget, summary))
+    for target in [p.target for p in table.plans]:
+        for plans in (True, False):
+            co = with_overrides(
+                ctx, strategy="compute_optimal", table=table, budget=target, bin_budgets=plans
+            )
+            run_dir = out / args.cost / f"compute_optimal-n{target}{'' if plans else '-fixed'}"
+            summary = await run_eval(
+                Solver(co, **clients), held_out, run_dir, settings=co, concurrency=args.concurrency
+            )
+            label = "compute_optimal" if plans else "compute_optimal (θ per bin, N fixed)"
+            rows.append(_row(label, "compute_optimal", target, summary))
+            say(f"{label} @ {target}", summary)
+    return {
+        "world": args.world,
+        "problems": args.problems,
+        "difficulty_samples": args.difficulty_samples,
+        "cost": args.cost,
+        "seconds": round(time.perf_counter() - started, 1),
+        "table": table.model_dump(mode="json"),
+        "rows": rows,
+    }
+
+
+def _bon_samples_for(accuracy: float, rows: list[dict[str, Any]]) -> float | None:
+    """Samples best-of-N needs for `accuracy`, log-linearly interpolated between budgets."""
+    bon = sorted((r["samples"], r["accuracy"]) for r in rows if r["label"] == "best_of_n")
+    for (s0, a0), (s1, a1) in itertools.pairwise(bon):
+        if a0 < accuracy <= a1:
+            t = (accuracy - a0) / (a1 - a0)
+            return math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
+    if bon and accuracy <= bon[0][1]:
+        return bon[0][0]
+    return None
+
+
+def render(result: dict[str, Any]) -> str:
+    """Markdown: the plans, then every held-out row sorted by samples."""
+    table = StrategyTable.model_validate(result["table"])
+    rows = sorted(result["rows"], key=lambda r: (r["samples"], r["label"]))
+    lines = [format_plans(table), ""]
+    lines += [
+        "| run | N | accuracy | samples/problem | tokens/problem | best-of-N samples for "
+        "this accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        need = _bon_samples_for(r["accuracy"], result["rows"])
+        ratio = f"{need:.0f} ({need / r['samples']:.1f}x)" if need else "more than measured"
+        lines.append(
+            f"| {r['label']} | {r['budget']} | {r['accuracy']:.3f} | {r['samples']:.1f} | "
+            f"{r['tokens']:.0f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Accuracy against samples and tokens per problem: one line per strategy, CO as stars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for r in result["rows"]:
+        by_label.setdefault(r["label"], []).append(r)
+    for ax, key, unit in zip(
+        axes, ("samples", "tokens"), ("samples", "completion tokens"), strict=True
+    ):
+        for label, rows in by_label.items():
+            rows = sorted(rows, key=lambda r: r[key])
+            xs, ys = [r[key] for r in rows], [r["accuracy"] for r in rows]
+            if label == "compute_optimal":
+                ax.plot(xs, ys, "k*-", markersize=11, label=label, zorder=5)
+            elif label.startswith("compute_optimal"):
+                ax.plot(xs, ys, "kx--", label=label)
+            else:
+                ax.plot(xs, ys, "o-", alpha=0.75, label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"mean {unit} per problem (log scale)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("held-out accuracy")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(
+        f"sim:{result['world']}, {result['problems'] // 2} held-out problems, "
+        f"k={result['difficulty_samples']}, plans in {result['cost']}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", default="default", help="simulator scenario")
+    parser.add_argument("--problems", type=int, default=400, help="half calibrate, half held out")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[4, 16, 64])
+    parser.add_argument("--targets", type=int, nargs="+", default=[8, 16, 32, 64])
+    parser.add_argument(
+        "--strategies", nargs="+", default=["best_of_n", "beam", "dvts", "rebase", "dora"]
+    )
+    parser.add_argument(
+        "--reference-budgets",
+        type=int,
+        nargs="*",
+        default=[8, 32, 128, 256],
+        help="extra best-of-N budgets run on the held-out half only (its curve)",
+    )
+    parser.add_argument("--difficulty-samples", type=int, default=8)
+    parser.add_argument("--cost", choices=["samples", "completion_tokens"], default="samples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temp dir)")
+    parser.add_argument("--json", type=Path, help="write the result here")
+    parser.add_argument("--plot", type=Path, help="write the figure (PNG) here")
+    parser.add_argument("--from-json", type=Path, help="render a saved result instead")
+    args = parser.parse_args()
+    os.environ.setdefault("LANGSMITH_TRACING", "false")
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+    elif args.runs:
+        result = asyncio.run(run(args, args.runs))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = asyncio.run(run(args, Path(tmp)))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    if args.plot:
+        plot(result, args.plot)
+    print(render(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Per-bin budgets (Snell et al. 2024, §3.2): choose θ *and* N for every difficulty bin.
+
+Snell's compute-optimal scaling picks, for a given test-time budget, the hyper-parameters that
+do best on each difficulty bin; the budget a bin receives is one of them. Here the run's budget
+N stands for what best-of-N at N would cost on average (N samples, or N × the mean tokens of
+one sample), and a **plan** spends that average unevenly: every bin gets one option — a
+candidate θ at a calibrated budget, or just the k difficulty-estimation samples — so that the
+validation problems' total accuracy is the highest whose mean cost stays within the average.
+
+The estimation samples count toward the answer: best-of-N at n reuses the k samples and draws
+n − k more (the k are independent samples of the same prompt, so the calibrated best-of-N run at
+n measures what the reuse gives); "best_of_n at n = k" is the estimate's own vote, for nothing
+more. A step-level θ costs the k estimation samples plus its own search.
+
+The choice is an exact multiple-choice knapsack over the bins (a frontier of (cost, correct)
+pairs, pruned to the points no other point beats on both), fitted on the validation problems
+and estimated out of sample by 2-fold cross-validation within each bin.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .choices import Choice
+
+__all__ = [
+    "BudgetPlan",
+    "CostMetric",
+    "Option",
+    "PlanEntry",
+    "best_plan",
+    "fit_plans",
+    "options_for",
+    "two_folds",
+]
+
+CostMetric = Literal["samples", "completion_tokens"]
+"""What a plan's budget counts: ledger samples (every chat choice, step-level rollouts
+included) or policy completion tokens (closer to FLOPs when strategies differ in step length)."""
+
+
+class PlanEntry(BaseModel):
+    """What one difficulty bin runs under a plan."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bin: int = Field(ge=1)
+    choice: Choice
+    budget: int = Field(
+        gt=0,
+        description="N that θ runs at; for best_of_n the total samples, the k reused included.",
+    )
+    problems: int = Field(ge=0, description="Validation problems in the bin.")
+    accuracy: float = Field(ge=0.0, le=1.0)
+    mean_cost: float = Field(ge=0.0, description="Per problem, the estimate included.")
+
+    @property
+    def name(self) -> str:
+        """`best_of_n@32`, `dvts(M=4)@16`, ..."""
+        return f"{self.choice.name}@{self.budget}"
+
+
+class BudgetPlan(BaseModel):
+    """Per-bin θ and budget for runs whose budget is `target` (fitted by `fit_plans`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: int = Field(gt=0, description="The run budget N this plan serves.")
+    limit: float = Field(
+        gt=0.0, description="Mean cost per problem allowed: what best-of-N at N costs."
+    )
+    accuracy: float = Field(ge=0.0, le=1.0, description="On the validation problems.")
+    mean_cost: float = Field(ge=0.0, description="On the validation problems, per problem.")
+    cv_accuracy: float = Field(ge=0.0, le=1.0, description="2-fold cross-validated accuracy.")
+    cv_mean_cost: float = Field(ge=0.0, description="2-fold cross-validated mean cost.")
+    entries: list[PlanEntry]
+
+    def entry(self, bin_index: int) -> PlanEntry:
+        """The entry of one bin."""
+        for e in self.entries:
+            if e.bin == bin_index:
+                return e
+        raise KeyError(bin_index)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One thing a bin can run, with its per-problem outcome and total cost (k included)."""
+
+    choice: Choice
+    budget: int
+    correct: Mapping[str, bool]
+    cost: Mapping[str, float]
+
+    @property
+    def name(self) -> str:
+        return f"{self.choice.name}@{self.budget}"
+
+
+def options_for(estimate: Option, runs: Sequence[Option], samples: int) -> list[Option]:
+    """What a plan may choose from: the estimate alone, and every run on top of it.
+
+    Args:
+        estimate: Best-of-N at n = k (the estimation's vote); its cost is the estimate's.
+        runs: Calibrated candidate runs; `cost` is the run's own (without the estimate).
+        samples: k.
+
+    Best-of-N at n > k reuses the k samples: it costs the estimate plus (n − k)/n of the run.
+    Best-of-N at n ≤ k is left out (the estimate's vote is as good, for nothing more).
+    """
+    out = [estimate]
+    for run in runs:
+        bon = run.choice.strategy == "best_of_n"
+        if bon and run.budget <= samples:
+            continue
+        share = (run.budget - samples) / run.budget if bon else 1.0
+        common = estimate.cost.keys() & run.cost.keys() & run.correct.keys()
+        cost = {p: estimate.cost[p] + share * run.cost[p] for p in common}
+        out.append(Option(run.choice, run.budget, {p: run.correct[p] for p in common}, cost))
+    return out
+
+
+def two_folds(ids: Sequence[str], key: str) -> tuple[list[str], list[str]]:
+    """A seeded split of `ids` into two halves (every other id of a keyed shuffle)."""
+    shuffled = sorted(ids)
+    random.Random(key).shuffle(shuffled)
+    return shuffled[0::2], shuffled[1::2]
+
+
+_Point = tuple[float, int, tuple[int, ...]]
+"""(total cost, problems right, option index per bin so far)."""
+
+
+def best_plan(
+    options: Sequence[Option], bins: Sequence[Sequence[str]], limit: float
+) -> tuple[int, ...] | None:
+    """The option per bin that gets the most problems right within a total cost.
+
+    Exact: after each bin only the (cost, correct) points that no cheaper point matches are
+    kept. Ties go to the cheaper plan, then to the earlier options.
+
+    Returns:
+        The index into `options` for every bin, or None if even the cheapest plan costs more.
+    """
+    frontier: list[_Point] = [(0.0, 0, ())]
+    for ids in bins:
+        scored = [(sum(o.cost[p] for p in ids), sum(o.correct[p] for p in ids)) for o in options]
+        grown = [
+            (cost + c, right + r, (*picks, k))
+            for cost, right, picks in frontier
+            for k, (c, r) in enumerate(scored)
+            if cost + c <= limit + 1e-9
+        ]
+        grown.sort(key=lambda x: (x[0], -x[1]))
+        frontier = []
+        for point in grown:
+            if not frontier or point[1] > frontier[-1][1]:
+                frontier.append(point)
+        if not frontier:
+            return None
+    return max(frontier, key=lambda x: (x[1], -x[0]))[2]
+
+
+def _score(
+    options: Sequence[Option], picks: Sequence[int], bins: Sequence[Sequence[str]]
+) -> tuple[int, float]:
+    """Problems right and total cost of a plan on `bins`."""
+    right, cost = 0, 0.0
+    for k, ids in zip(picks, bins, strict=True):
+        right += sum(options[k].correct[p] for p in ids)
+        cost += sum(options[k].cost[p] for p in ids)
+    return right, cost
+
+
+def _cross_validate(
+    options: Sequence[Option], bins: Sequence[Sequence[str]], per_problem: float, key: str
+) -> tuple[float, float] | None:
+    """Fit on one half of every bin, score on the other, swap: pooled (accuracy, mean cost)."""
+    halves = [two_folds(ids, f"{key}:{b}") for b, ids in enumerate(bins, start=1)]
+    right, cost, n = 0, 0.0, 0
+    for train_side in (0, 1):
+        train = [h[train_side] for h in halves]
+        test = [h[1 - train_side] for h in halves]
+        picks = best_plan(options, train, per_problem * sum(map(len, train)))
+        if picks is None:
+            return None
+        r, c = _score(options, picks, test)
+        right, cost, n = right + r, cost + c, n + sum(map(len, test))
+    return (right / n, cost / n) if n else None
+
+
+def fit_plans(
+    options: Sequence[Option],
+    by_bin: Mapping[int, Sequence[str]],
+    bins: int,
+    targets: Mapping[int, float],
+    *,
+    seed: int = 0,
+) -> list[BudgetPlan]:
+    """One plan per target budget whose mean-cost limit some plan can meet.
+
+    Args:
+        options: From `options_for`; the problems every option answered are used.
+        by_bin: Problem ids of each bin (1 = easiest).
+        bins: Number of bins.
+        targets: Run budget N -> mean cost per problem allowed (N x the cost of one sample).
+        seed: Seed of the cross-validation split.
+    """
+    usable = set.intersection(*(set(o.correct) for o in options)) if options else set()
+    groups = [sorted(usable.intersection(by_bin.get(b, []))) for b in range(1, bins + 1)]
+    n = sum(map(len, groups))
+    plans: list[BudgetPlan] = []
+    for target, per_problem in sorted(targets.items()):
+        picks = best_plan(options, groups, per_problem * n) if n else None
+        cv = _cross_validate(options, groups, per_problem, f"{seed}:{target}") if picks else None
+        if picks is None or cv is None:
+            continue
+        right, cost = _score(options, picks, groups)
+        entries = [
+            _entry(b, options[k], ids)
+            for b, (k, ids) in enumerate(zip(picks, groups, strict=True), 1)
+        ]
+        plans.append(
+            BudgetPlan(
+                target=target,
+                limit=round(per_problem, 3),
+                accuracy=round(right / n, 4),
+                mean_cost=round(cost / n, 3),
+                cv_accuracy=round(cv[0], 4),
+                cv_mean_cost=round(cv[1], 3),
+                entries=entries,
+            )
+        )
+    return plans
+
+
+def _entry(bin_index: int, option: Option, ids: Sequence[str]) -> PlanEntry:
+    n = len(ids)
+    return PlanEntry(
+        bin=bin_index,
+        choice=option.choice,
+        budget=option.budget,
+        problems=n,
+        accuracy=round(sum(option.correct[p] for p in ids) / n, 4) if n else 0.0,
+        mean_cost=round(sum(option.cost[p] for p in ids) / n, 3) if n else 0.0,
+    )
