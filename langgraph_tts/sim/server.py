@@ -378,7 +378,8 @@ class _Server:
         Stops generating as soon as the client has gone (its end of the connection closed),
         as vLLM aborts a request whose client disconnected; what was generated until then is
         counted (`SimStats.stream`). Faults: `slow` delays the stream, `reset` resets the
-        connection halfway, `malformed` sends a garbled event halfway and then resets it.
+        connection halfway, `malformed` sends a garbled event halfway and then resets it
+        (neither counted as usage, as for other responses).
         Returns whether the connection can serve another request.
         """
         engine, cfg, stream, draw = self.engine, self.engine.config, reply.stream, reply.draw
@@ -395,7 +396,8 @@ class _Server:
         if draw.slow:
             engine.stats.fault("slow")
             await asyncio.sleep(cfg.slow_ms / 1000.0)
-        half = stream.n_steps // 2 if (draw.reset or draw.malformed) else -1
+        faulty = draw.reset or draw.malformed
+        half = stream.n_steps // 2 if faulty else -1
         gone = False
         try:
             for k, events in enumerate(stream.steps()):
@@ -422,7 +424,8 @@ class _Server:
         except ConnectionError:
             gone = True
         finally:
-            engine.record_stream(stream)
+            if not faulty:  # like any faulty response, not counted as usage
+                engine.record_stream(stream)
         return not gone
 
 
