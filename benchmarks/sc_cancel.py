@@ -101,6 +101,7 @@ async def run_mode(
         "server_tokens": stats["completion_tokens"] / n,
         "saved_est": mean("saved"),
         "decided": sum(r["decided"] for r in rows),
+        "stopped": sum(1 for r in rows if r["cancelled"]),
         "aborted": stats.get("streams", {}).get("aborted", 0),
         "wall_s": wall,
     }
@@ -109,14 +110,15 @@ async def run_mode(
 def render(rows: list[dict[str, Any]]) -> str:
     head = (
         "| run | accuracy | samples/problem | choices started | tokens/problem (ledger) "
-        "| tokens/problem (server) | saved (ledger est.) | decided | streams aborted |"
+        "| tokens/problem (server) | saved (ledger est.) | decided | runs with a stopped round "
+        "| streams aborted (server) |"
     )
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         lines.append(
             f"| {r['mode']} | {r['accuracy']:.3f} | {r['samples']:.1f} | {r['started']:.1f} "
             f"| {r['tokens']:.0f} | {r['server_tokens']:.0f} | {r['saved_est']:.0f} "
-            f"| {r['decided']} | {r['aborted']} |"
+            f"| {r['decided']} | {r['stopped']} | {r['aborted']} |"
         )
     return "\n".join(lines)
 
