@@ -36,7 +36,7 @@ from langgraph_tts.errors import ServerError
 from langgraph_tts.prompts import POLICY_SYSTEM_PROMPT
 from langgraph_tts.sim.config import SimConfig
 from langgraph_tts.sim.engine import SimEngine
-from langgraph_tts.sim.inprocess import SimPolicy
+from langgraph_tts.sim.inprocess import SimPolicy, SimPRM
 from langgraph_tts.sim.server import start_server
 from langgraph_tts.sim.world import make_problems
 
@@ -240,6 +240,30 @@ def test_the_ledger_counts_partial_tokens_and_the_vote_excludes_cancelled_choice
     assert fixed_rounds["ledger"].get("cancelled", 0) == 0
     assert ledger["completion_tokens"] < fixed_rounds["ledger"]["completion_tokens"]
     assert out["answer"] == fixed_rounds["answer"]
+
+
+def test_hard_caps_count_the_cancelled_choices_too() -> None:
+    out = _sc_run(SimPolicy(seed=0), max_samples=20)
+    ledger = out["ledger"]
+    assert ledger["samples"] + ledger.get("cancelled", 0) <= 20
+
+
+def test_best_of_n_with_a_majority_vote_cancels_too() -> None:
+    graph = create_search_graph(
+        "best_of_n",
+        policy=SimPolicy(seed=0),
+        prm=SimPRM(seed=0),
+        budget=16,
+        adaptive=True,
+        vote="majority",
+        seed=1,
+    )
+    out = graph.invoke({"problem": DECIDED})
+    assert out["ledger"]["cancelled"] > 0 and out["result"]["adaptive"]["stop"] == "decided"
+    weighted = create_search_graph(
+        "best_of_n", policy=SimPolicy(seed=0), prm=SimPRM(seed=0), budget=16, adaptive=True, seed=1
+    ).invoke({"problem": DECIDED})
+    assert weighted["ledger"].get("cancelled", 0) == 0  # a PRM-weighted vote needs whole rounds
 
 
 def _sse(events: list[dict[str, Any] | str]) -> bytes:
