@@ -242,6 +242,19 @@ def test_the_ledger_counts_partial_tokens_and_the_vote_excludes_cancelled_choice
     assert out["answer"] == fixed_rounds["answer"]
 
 
+def test_a_metered_policy_of_an_evaluation_cancels_too() -> None:
+    from langgraph_tts.replicas import Meter, MeteredPolicy, current_meter
+
+    meter = Meter()
+    token = current_meter().set(meter)
+    try:
+        out = _sc_run(MeteredPolicy(SimPolicy(seed=0)))
+    finally:
+        current_meter().reset(token)
+    assert out["ledger"]["cancelled"] > 0
+    assert len(meter.latency_ms) == out["ledger"]["policy_requests"]  # every round timed
+
+
 def test_hard_caps_count_the_cancelled_choices_too() -> None:
     out = _sc_run(SimPolicy(seed=0), max_samples=20)
     ledger = out["ledger"]

@@ -124,10 +124,10 @@ class ChatPolicy(ServedModel):
             ServerError: The server failed, or returned a different number of choices.
             ServerUnavailableError: The server could not be reached.
         """
-        body, limit = await self._body(messages, n, params, continue_final_message)
+        body, cap = await self._body(messages, n, params, continue_final_message)
         data = await self._http.post("/chat/completions", body, check=lambda d: check_choices(d, n))
         gen = parse_chat_response(data, n=n, url=self._http.url("/chat/completions"))
-        return self._capped(gen, body, params, limit)
+        return gen if cap is None else dataclasses.replace(gen, max_tokens_cap=cap)
 
     async def generate_until(
         self,
@@ -165,7 +165,7 @@ class ChatPolicy(ServedModel):
             ServerError: The server failed, or answered with another number of choices.
             ServerUnavailableError: The server could not be reached.
         """
-        body, limit = await self._body(messages, n, params, continue_final_message)
+        body, cap = await self._body(messages, n, params, continue_final_message)
         body.update(stream=True, stream_options=dict(STREAM_OPTIONS))
         sink = ChoiceStream(n, stop)
         url = self._http.url("/chat/completions")
@@ -186,7 +186,7 @@ class ChatPolicy(ServedModel):
                     sink.broken,
                 )
             gen = sink.generation()
-        return self._capped(gen, body, params, limit)
+        return gen if cap is None else dataclasses.replace(gen, max_tokens_cap=cap)
 
     def generate_until_sync(
         self,
@@ -210,7 +210,8 @@ class ChatPolicy(ServedModel):
         params: SamplingParams | None,
         continue_final_message: bool,
     ) -> tuple[dict[str, Any], int | None]:
-        """The request body (`max_tokens` capped to the context window) and that window."""
+        """The request body, `max_tokens` capped to the context window, and the window when
+        that cap lowered `max_tokens` (else None)."""
         params = params or SamplingParams()
         limit = await self.max_model_len()
         capped = cap_max_tokens(params.max_tokens, limit)
@@ -223,17 +224,7 @@ class ChatPolicy(ServedModel):
             params=dataclasses.replace(params, max_tokens=capped),
             continue_final_message=continue_final_message,
         )
-        return body, limit
-
-    @staticmethod
-    def _capped(
-        gen: Generation, body: dict[str, Any], params: SamplingParams | None, limit: int | None
-    ) -> Generation:
-        """`gen`, with `max_tokens_cap` set when the window lowered `max_tokens`."""
-        requested = (params or SamplingParams()).max_tokens
-        if body.get("max_tokens") == requested:
-            return gen
-        return dataclasses.replace(gen, max_tokens_cap=limit)
+        return body, (None if capped == params.max_tokens else limit)
 
     def _warn_not_streamed(self) -> None:
         if not self._warned_stream:
