@@ -394,3 +394,20 @@ def test_a_stream_without_choices_fails_with_one_line_naming_the_cause() -> None
     message = str(err.value)
     assert "\n" not in message and "before any choice finished" in message
     assert len(server.bodies) == 2
+
+
+def test_streams_survive_the_simulators_resets_and_garbled_events() -> None:
+    config = SimConfig(seed=0, reset_rate=0.4, malformed_rate=0.3)
+    with start_server(config) as server:
+        policy = ChatPolicy(server.base_url, "sim-policy", backoff=FAST, max_retries=8)
+        gens = [
+            policy.generate_until_sync(
+                MESSAGES, n=4, stop=_after(3), params=SamplingParams(seed=s, max_tokens=1024)
+            )
+            for s in range(6)
+        ]
+        faults = server.stats()["faults"]
+    assert faults.get("reset", 0) + faults.get("malformed", 0) > 0
+    # a reset comes halfway through the decoding steps: some choices may have finished (kept,
+    # the rest cancelled), otherwise the request was sent again
+    assert all(1 <= len(g.samples) <= 3 and len(g.samples) + g.cancelled == 4 for g in gens)
