@@ -35,7 +35,16 @@ class Ledger(TypedDict, total=False):
     prompt_tokens: int
     """Policy prompt tokens, as the server reported them."""
     completion_tokens: int
-    """Policy completion tokens, as the server reported them."""
+    """Policy completion tokens, as the server reported them (a stopped stream's included:
+    the partial tokens of its cancelled choices count)."""
+    cancelled: int
+    """Choices of streamed requests dropped unfinished when the stopping test decided (early-
+    stopping self-consistency); not in `samples`."""
+    cancelled_tokens: int
+    """Completion tokens those cancelled choices had generated (part of `completion_tokens`)."""
+    saved_tokens_est: int
+    """ESTIMATE of the completion tokens cancelling saved: per cancelled choice, the mean
+    length of its request's finished choices minus what it had generated (at least 0)."""
     prm_requests: int
     """HTTP requests to the PRM server (`/pooling`)."""
     prm_scored: int
@@ -142,8 +151,8 @@ def bounded_generation(gen: Generation, *, n: int, max_tokens: int | None) -> Ge
         for s, t in zip(kept, tokens, strict=True)
     ]
     completion = sum(tokens) if unreported else max(reported, 0)
-    if top is not None:
-        completion = min(completion, top * len(samples))
+    if top is not None:  # cancelled choices generated tokens too, at most `top` each
+        completion = min(completion, top * (len(samples) + max(gen.cancelled, 0)))
     usage = Usage(
         requests=max(int(gen.usage.requests), 0),
         prompt_tokens=max(int(gen.usage.prompt_tokens), 0),
@@ -153,7 +162,7 @@ def bounded_generation(gen: Generation, *, n: int, max_tokens: int | None) -> Ge
         if tokens == [s.tokens for s in gen.samples]:
             return gen
         # only the client's split of usage over choices (by text length) overshot: quietly fix
-        return Generation(samples=samples, usage=usage)
+        return dataclasses.replace(gen, samples=samples, usage=usage, max_tokens_cap=None)
     logger.warning(
         "policy reply out of bounds (%d choices for n=%d, %d completion tokens reported for "
         "max_tokens=%s per choice); booking %d choices and %d tokens",
@@ -164,4 +173,4 @@ def bounded_generation(gen: Generation, *, n: int, max_tokens: int | None) -> Ge
         len(samples),
         completion,
     )
-    return Generation(samples=samples, usage=usage)
+    return dataclasses.replace(gen, samples=samples, usage=usage, max_tokens_cap=None)

@@ -23,6 +23,7 @@ from typing import Any
 
 from .clients.types import (
     ChatMessage,
+    EarlyStopPolicy,
     Embedder,
     Embeddings,
     Generation,
@@ -30,6 +31,7 @@ from .clients.types import (
     RewardModel,
     SamplingParams,
     Scores,
+    StopTest,
 )
 from .errors import ConfigError, ServerError, ServerUnavailableError
 
@@ -211,6 +213,34 @@ class MeteredPolicy(_Counted):
             raw = await self._raw(messages, n, params, continue_final_message)
             if raw is not None:
                 return raw
+            return await self.inner.generate(
+                messages, n=n, params=params, continue_final_message=continue_final_message
+            )
+        finally:
+            self._stop(started)
+
+    async def generate_until(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        n: int,
+        stop: StopTest,
+        params: SamplingParams | None = None,
+        continue_final_message: bool = False,
+    ) -> Generation:
+        """The inner policy's `generate_until` (a streamed request stopped early), counted
+        and timed; a whole `generate` when the inner policy cannot stop a request. Cached
+        prompt tokens are not read from streams."""
+        started = self._start()
+        try:
+            if isinstance(self.inner, EarlyStopPolicy):
+                return await self.inner.generate_until(
+                    messages,
+                    n=n,
+                    stop=stop,
+                    params=params,
+                    continue_final_message=continue_final_message,
+                )
             return await self.inner.generate(
                 messages, n=n, params=params, continue_final_message=continue_final_message
             )

@@ -321,6 +321,13 @@ class SearchLoopSettings(Settings):
             "(adaptive_cap - 1) x the reference, or 0 with adaptive_pool (the pool lends).",
         ),
     ] = None
+    adaptive_cancel: Annotated[
+        bool,
+        Field(
+            description="Adaptive majority vote (self-consistency): stream each round and "
+            "close it once the stopping test decides, cancelling unfinished choices."
+        ),
+    ] = True
     adaptive_pool: Annotated[
         str | None,
         Field(

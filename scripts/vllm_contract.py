@@ -179,6 +179,11 @@ def _model(mods: dict[str, Any], name: str, where: str) -> Any:
     return getattr(mods[where], name)
 
 
+OPTIONAL_RESPONSES = ("ChatCompletionStreamResponse",)
+"""Exported when the chat or engine protocol module defines them (added after the 0.32.0
+export, which lacks them; tests/test_sc_cancel.py uses the file when it is there)."""
+
+
 def schemas(mods: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """JSON Schemas: requests as validated (input), responses as sent (serialization)."""
     out = {}
@@ -186,6 +191,10 @@ def schemas(mods: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out[name] = _model(mods, name, where).model_json_schema(mode="validation")
     for name, where in RESPONSES.items():
         out[name] = _model(mods, name, where).model_json_schema(mode="serialization")
+    for name in OPTIONAL_RESPONSES:
+        model = getattr(mods["chat"], name, None) or getattr(mods["engine"], name, None)
+        if model is not None:
+            out[name] = model.model_json_schema(mode="serialization")
     return out
 
 

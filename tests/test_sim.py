@@ -180,7 +180,7 @@ def test_rambling_steps_are_cut_at_the_step_cap() -> None:
 
 def test_bad_requests_get_vllm_400s(http: httpx.Client) -> None:
     cases: list[dict[str, Any]] = [
-        {"stream": True},
+        {"stream_options": {"include_usage": True}},  # without stream: true
         {"n": 0},
         {"temperature": -1},
         {"top_p": 0},

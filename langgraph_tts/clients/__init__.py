@@ -21,6 +21,7 @@ from langgraph_tts.clients.policy import ChatPolicy
 from langgraph_tts.clients.prm import PRM_TEMPLATES, PoolingPRM, aggregate, template_for_model
 from langgraph_tts.clients.types import (
     ChatMessage,
+    EarlyStopPolicy,
     Embedder,
     Embeddings,
     Generation,
@@ -29,6 +30,7 @@ from langgraph_tts.clients.types import (
     Sample,
     SamplingParams,
     Scores,
+    StopTest,
     Usage,
 )
 from langgraph_tts.clients.verifier import GenerativeVerifier
@@ -43,6 +45,7 @@ __all__ = [
     "ChatMessage",
     "ChatModelPolicy",
     "ChatPolicy",
+    "EarlyStopPolicy",
     "Embedder",
     "Embeddings",
     "Generation",
@@ -57,6 +60,7 @@ __all__ = [
     "Sample",
     "SamplingParams",
     "Scores",
+    "StopTest",
     "Transport",
     "Usage",
     "aggregate",

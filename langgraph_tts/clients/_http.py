@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -32,6 +32,7 @@ from langgraph_tts.clients._constants import (
 )
 from langgraph_tts.clients._errors import (
     ConnectFailedError,
+    DisconnectedError,
     MalformedBodyError,
     ReadTimeoutError,
     RetryableReply,
@@ -49,7 +50,8 @@ from langgraph_tts.clients._retry import (
     retry_wait_s,
     should_retry,
 )
-from langgraph_tts.clients._transport import Session, Transport
+from langgraph_tts.clients._stream import StreamBroken
+from langgraph_tts.clients._transport import LineSink, Reply, Session, Transport
 from langgraph_tts.errors import ConfigError, ServerError, ServerUnavailableError
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "RetryableReply",
     "Role",
     "ServedModel",
+    "StreamSink",
     "Transport",
     "error_message",
     "parse_retry_after",
@@ -79,6 +82,26 @@ logger = logging.getLogger(__name__)
 
 Role = Literal["policy", "prm", "embed"]
 Check = Callable[[dict[str, Any]], None]
+T = TypeVar("T")
+
+
+class StreamSink(Protocol):
+    """Reads one streamed request (`HTTPClient.stream`); `ChoiceStream` is the one in use."""
+
+    broken: str | None
+    """Why a stream kept as read ended early (set by `HTTPClient.stream`), else None."""
+
+    def begin(self) -> None:
+        """A new attempt starts: forget what earlier attempts read."""
+
+    def line(self, raw: bytes) -> bool:
+        """Read one line of the stream; True closes the response now."""
+
+    def ended(self) -> bool:
+        """The stream was read to its end or stopped on purpose."""
+
+    def salvage(self) -> bool:
+        """What was read is worth keeping if the stream breaks now (no retry then)."""
 
 
 @dataclass(slots=True)
@@ -91,6 +114,10 @@ class _Pool:
     async def send(self, method: str, url: str, body: dict[str, Any] | None) -> Any:
         async with self.semaphore:
             return await self.session.send(method, url, body)
+
+    async def stream(self, url: str, body: dict[str, Any], sink: LineSink) -> Reply | None:
+        async with self.semaphore:
+            return await self.session.stream(url, body, sink)
 
 
 async def _close_pool(pool: _Pool) -> None:
@@ -218,6 +245,35 @@ class HTTPClient:
         self, method: str, path: str, body: dict[str, Any] | None, check: Check | None
     ) -> dict[str, Any]:
         url = self.url(path)
+
+        async def once() -> dict[str, Any]:
+            data = await self._send_once(method, url, body)
+            if check is not None:
+                check(data)
+            return data
+
+        return await self._retrying(url, once)
+
+    async def stream(
+        self, path: str, body: dict[str, Any], sink: StreamSink, *, check: Check | None = None
+    ) -> dict[str, Any] | None:
+        """POST `body` (a streamed request) and feed the event stream to `sink`.
+
+        Retried like `post` while nothing worth keeping was read: a stream that breaks (or
+        ends early) before `sink.salvage()` holds is sent again, from a `sink.begin()`; one
+        that breaks after is kept as read, and `sink.broken` says why it ended. Returns None
+        for a stream, or the decoded JSON body (checked with `check`) when the server answered
+        without streaming.
+        """
+        url = self.url(path)
+
+        async def once() -> dict[str, Any] | None:
+            return await self._stream_once(url, body, sink, check)
+
+        return await self._retrying(url, once)
+
+    async def _retrying(self, url: str, once: Callable[[], Awaitable[T]]) -> T:
+        """Run `once` under the retry policy; map what is left after the last attempt."""
         attempts = 0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1),
@@ -231,10 +287,7 @@ class HTTPClient:
             async for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    data = await self._send_once(method, url, body)
-                    if check is not None:
-                        check(data)
-                    return data
+                    return await once()
         except ConnectFailedError as exc:
             raise ServerUnavailableError(
                 url, role=self.role, cause=f"{describe(exc)}; {tries(attempts)}"
@@ -265,11 +318,40 @@ class HTTPClient:
             raise ServerError(msg, url=url, status=exc.status) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
+    async def _stream_once(
+        self, url: str, body: dict[str, Any], sink: StreamSink, check: Check | None
+    ) -> dict[str, Any] | None:
+        pool = await self._pools.get()
+        sink.begin()
+        try:
+            reply = await pool.stream(url, body, sink.line)
+        except (TransportError, StreamBroken) as exc:
+            if sink.salvage():
+                sink.broken = describe(exc)
+                return None
+            if isinstance(exc, TransportError):
+                raise
+            raise DisconnectedError(f"stream broken: {exc}") from exc
+        if reply is None:
+            if sink.ended():
+                return None
+            if sink.salvage():
+                sink.broken = "the stream ended before every choice finished"
+                return None
+            raise DisconnectedError("the stream ended before any choice finished")
+        data = self._decode(reply, url)
+        if check is not None:
+            check(data)
+        return data
+
     async def _send_once(
         self, method: str, url: str, body: dict[str, Any] | None
     ) -> dict[str, Any]:
         pool = await self._pools.get()
-        reply = await pool.send(method, url, body)
+        return self._decode(await pool.send(method, url, body), url)
+
+    def _decode(self, reply: Reply, url: str) -> dict[str, Any]:
+        """The JSON object of a reply; retryable statuses and bodies raise for a retry."""
         status = reply.status
         if status in RETRYABLE_STATUSES:
             message = error_message(status, reply.content, reply.reason)

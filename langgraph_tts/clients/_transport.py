@@ -27,7 +27,10 @@ from langgraph_tts.clients._errors import (
     TransportError,
 )
 
-__all__ = ["Reply", "Session", "Transport"]
+__all__ = ["LineSink", "Reply", "Session", "Transport"]
+
+LineSink = Callable[[bytes], bool]
+"""Takes one line of a streamed body; True closes the response (the rest is not read)."""
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -64,6 +67,38 @@ class Session:
             ) as reply:
                 content = await reply.read()
                 return Reply(reply.status, reply.headers, content, reply.reason or "")
+        except aiohttp.ClientError as err:
+            raise _transport_error(err) from err
+        except TimeoutError as err:
+            raise ReadTimeoutError(str(err) or "read timeout") from err
+
+    async def stream(self, url: str, body: dict[str, Any], sink: LineSink) -> Reply | None:
+        """POST `body` and hand an event-stream answer to `sink` line by line.
+
+        Returns None once the stream was read to its end or `sink` asked to stop; then the
+        response is closed, which drops the connection (vLLM aborts a request whose client
+        disconnected). An answer that is not `text/event-stream` (an error status, a server
+        that ignored `stream`) is read whole and returned. Failures without an HTTP answer,
+        also mid-stream, raise a `TransportError`.
+        """
+        data = json.dumps(body).encode()
+        try:
+            async with self.client.post(
+                url,
+                data=data,
+                headers=_JSON_HEADERS,
+                proxy=self.proxy[0],
+                proxy_auth=self.proxy[1],
+            ) as reply:
+                kind = reply.headers.get("Content-Type", "")
+                if reply.status != 200 or not kind.startswith("text/event-stream"):
+                    content = await reply.read()
+                    return Reply(reply.status, reply.headers, content, reply.reason or "")
+                async for line in reply.content:
+                    if sink(line):
+                        reply.close()
+                        break
+                return None
         except aiohttp.ClientError as err:
             raise _transport_error(err) from err
         except TimeoutError as err:

@@ -19,7 +19,15 @@ from langgraph_tts.clients._http import (
     ServedModel,
     run_sync,
 )
-from langgraph_tts.clients.types import ChatMessage, Generation, Sample, SamplingParams, Usage
+from langgraph_tts.clients._stream import STREAM_OPTIONS, ChoiceStream
+from langgraph_tts.clients.types import (
+    ChatMessage,
+    Generation,
+    Sample,
+    SamplingParams,
+    StopTest,
+    Usage,
+)
 from langgraph_tts.errors import ServerError, ServerUnavailableError
 from langgraph_tts.serving import cap_max_tokens
 
@@ -81,6 +89,7 @@ class ChatPolicy(ServedModel):
         self._model_len_known = max_model_len is not None
         self._model_len_lock: LoopLocal[asyncio.Lock] = LoopLocal(asyncio.Lock)
         self._warned_cap = False
+        self._warned_stream = False
 
     @property
     def base_url(self) -> str:
@@ -115,6 +124,94 @@ class ChatPolicy(ServedModel):
             ServerError: The server failed, or returned a different number of choices.
             ServerUnavailableError: The server could not be reached.
         """
+        body, cap = await self._body(messages, n, params, continue_final_message)
+        data = await self._http.post("/chat/completions", body, check=lambda d: check_choices(d, n))
+        gen = parse_chat_response(data, n=n, url=self._http.url("/chat/completions"))
+        return gen if cap is None else dataclasses.replace(gen, max_tokens_cap=cap)
+
+    async def generate_until(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        n: int,
+        stop: StopTest,
+        params: SamplingParams | None = None,
+        continue_final_message: bool = False,
+    ) -> Generation:
+        """Draw up to `n` choices in one streamed request, closing it once `stop` decides.
+
+        The request is `generate`'s with `stream: true` and `stream_options:
+        {"include_usage": true, "continuous_usage_stats": true}`. Each time a choice
+        finishes, `stop` runs on the finished ones (in the order they finished); once it
+        returns True the response is closed, vLLM aborts the remaining sequences, and they
+        are dropped (`Generation.cancelled`) with their partial tokens booked in `usage`.
+
+        A stream that breaks before any choice finished is retried like any request; one
+        that breaks after keeps its finished choices (the rest count as cancelled). A server
+        that ignores `stream` and answers with one JSON body is read as `generate` reads it
+        (all `n` choices, nothing cancelled; a warning is logged once).
+
+        Args:
+            messages: The chat so far (see `generate`).
+            n: Number of choices asked for.
+            stop: The stopping test on the finished choices.
+            params: Sampling settings; `SamplingParams()` when omitted.
+            continue_final_message: Continue the final assistant message.
+
+        Returns:
+            The finished choices ordered by index, and usage including cancelled choices.
+
+        Raises:
+            ServerError: The server failed, or answered with another number of choices.
+            ServerUnavailableError: The server could not be reached.
+        """
+        body, cap = await self._body(messages, n, params, continue_final_message)
+        body.update(stream=True, stream_options=dict(STREAM_OPTIONS))
+        sink = ChoiceStream(n, stop)
+        url = self._http.url("/chat/completions")
+        data = await self._http.stream(
+            "/chat/completions", body, sink, check=lambda d: check_choices(d, n)
+        )
+        if data is not None:
+            self._warn_not_streamed()
+            gen = parse_chat_response(data, n=n, url=url)
+        else:
+            if sink.broken:
+                logger.warning(
+                    "policy stream from %s broke after %d of %d choices finished (%s); "
+                    "keeping them",
+                    url,
+                    len(sink.finished),
+                    n,
+                    sink.broken,
+                )
+            gen = sink.generation()
+        return gen if cap is None else dataclasses.replace(gen, max_tokens_cap=cap)
+
+    def generate_until_sync(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        n: int,
+        stop: StopTest,
+        params: SamplingParams | None = None,
+        continue_final_message: bool = False,
+    ) -> Generation:
+        """Blocking `generate_until` for scripts and notebooks without a running loop."""
+        coro = self.generate_until(
+            messages, n=n, stop=stop, params=params, continue_final_message=continue_final_message
+        )
+        return run_sync(coro)
+
+    async def _body(
+        self,
+        messages: Sequence[ChatMessage],
+        n: int,
+        params: SamplingParams | None,
+        continue_final_message: bool,
+    ) -> tuple[dict[str, Any], int | None]:
+        """The request body, `max_tokens` capped to the context window, and the window when
+        that cap lowered `max_tokens` (else None)."""
         params = params or SamplingParams()
         limit = await self.max_model_len()
         capped = cap_max_tokens(params.max_tokens, limit)
@@ -127,11 +224,16 @@ class ChatPolicy(ServedModel):
             params=dataclasses.replace(params, max_tokens=capped),
             continue_final_message=continue_final_message,
         )
-        data = await self._http.post("/chat/completions", body, check=lambda d: check_choices(d, n))
-        gen = parse_chat_response(data, n=n, url=self._http.url("/chat/completions"))
-        if capped == params.max_tokens:
-            return gen
-        return dataclasses.replace(gen, max_tokens_cap=limit)
+        return body, (None if capped == params.max_tokens else limit)
+
+    def _warn_not_streamed(self) -> None:
+        if not self._warned_stream:
+            self._warned_stream = True
+            logger.warning(
+                "policy server at %s ignored stream=true and answered with one JSON body: "
+                "every choice is generated, none can be cancelled (warned once)",
+                self.base_url,
+            )
 
     def generate_sync(
         self,

@@ -7,12 +7,13 @@ in the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 __all__ = [
     "ChatMessage",
+    "EarlyStopPolicy",
     "Embedder",
     "Embeddings",
     "Generation",
@@ -21,6 +22,7 @@ __all__ = [
     "Sample",
     "SamplingParams",
     "Scores",
+    "StopTest",
     "Usage",
 ]
 
@@ -121,6 +123,13 @@ class Generation:
     max_tokens_cap: int | None = None
     """The server's `max_model_len` when it was below the requested `max_tokens` and the
     request was sent with `max_tokens` lowered to it; `None` when no cap applied."""
+    cancelled: int = 0
+    """Choices dropped unfinished because the request was stopped early (a streamed request
+    closed once its stopping test decided); they are not in `samples`."""
+    cancelled_tokens: int = 0
+    """Completion tokens the cancelled choices had generated; already in `usage`."""
+    usage_estimated: bool = False
+    """Some token counts are estimates (the server streamed no usage and no token ids)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +160,28 @@ class Policy(Protocol):
         messages: Sequence[ChatMessage],
         *,
         n: int = 1,
+        params: SamplingParams | None = None,
+        continue_final_message: bool = False,
+    ) -> Generation: ...
+
+
+StopTest = Callable[[Sequence[Sample]], bool]
+"""Called with the finished choices of a request (in the order they finished) each time one
+more finishes; True stops the request, dropping the unfinished choices."""
+
+
+@runtime_checkable
+class EarlyStopPolicy(Protocol):
+    """A policy that can stop a request for `n` choices once enough of them have finished."""
+
+    model: str
+
+    async def generate_until(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        n: int,
+        stop: StopTest,
         params: SamplingParams | None = None,
         continue_final_message: bool = False,
     ) -> Generation: ...

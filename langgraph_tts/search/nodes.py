@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import statistics
 import time
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, AnyMessage
@@ -18,7 +20,17 @@ from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
 from ..answers import extract_answer, split_steps, vote
-from ..clients.types import ChatMessage, Embedder, Policy, RewardModel, SamplingParams
+from ..clients.types import (
+    ChatMessage,
+    EarlyStopPolicy,
+    Embedder,
+    Generation,
+    Policy,
+    RewardModel,
+    Sample,
+    SamplingParams,
+    StopTest,
+)
 from ..errors import ConfigError
 from ..grading import Grader, default_grader
 from ..ledger import Ledger, add_flops, bounded_generation, empty_ledger, merge_ledgers
@@ -87,6 +99,25 @@ def _policy_delta(ctx: Any, samples: int, usage: Any) -> Ledger:
         completion_tokens=usage.completion_tokens,
     )
     return add_flops(delta, ctx.policy_params_b, usage.prompt_tokens + usage.completion_tokens)
+
+
+def _cancel_delta(gen: Generation, nodes: list[TreeNode]) -> Ledger:
+    """The ledger's cancellation counters for a request stopped early.
+
+    `saved_tokens_est` is an ESTIMATE: choices decode in lockstep, so each cancelled one had
+    generated about t = cancelled_tokens / cancelled tokens; its full length is taken as the
+    median length of the run's earlier finished solutions longer than t (t itself when there
+    are none, i.e. nothing saved). It leans low: the long solutions a stopped round cuts
+    are the ones least often seen finished.
+    """
+    t = gen.cancelled_tokens / max(gen.cancelled, 1)
+    longer = [n["tokens"] for n in nodes if n["finish"] in KEPT_FINISHES and n["tokens"] > t]
+    full = float(statistics.median(longer)) if longer else t
+    return Ledger(
+        cancelled=gen.cancelled,
+        cancelled_tokens=gen.cancelled_tokens,
+        saved_tokens_est=round(gen.cancelled * (full - t)),
+    )
 
 
 def _root(rollouts: int) -> TreeNode:
@@ -240,6 +271,7 @@ class SearchNodes:
         token_room = _token_room(ctx, state.get("ledger", {}))
         # the hard token cap is shared by every sample of this iteration
         allowance = None if token_room is None else token_room // max(sum(counts.values()), 1)
+        stop = self._stop_test(ctx, spec, state, policy)
         jobs, plan = [], []
         for nid, copies in counts.items():
             used = nodes[nid]["total_tokens"]
@@ -265,11 +297,19 @@ class SearchNodes:
                 stop=None if last else (STEP_DELIMITER,),
                 chat_template_kwargs=thinking,
             )
-            jobs.append(
-                policy.generate(
+            if stop is not None and isinstance(policy, EarlyStopPolicy):
+                job = policy.generate_until(
+                    messages,
+                    n=copies,
+                    stop=stop,
+                    params=params,
+                    continue_final_message=bool(prefix),
+                )
+            else:
+                job = policy.generate(
                     messages, n=copies, params=params, continue_final_message=bool(prefix)
                 )
-            )
+            jobs.append(job)
             plan.append((nid, copies, max_tokens))
         generations = await asyncio.gather(*jobs)
         new_nodes: list[TreeNode] = []
@@ -307,7 +347,36 @@ class SearchNodes:
                 )
                 next_id += 1
             delta = merge_ledgers(delta, _policy_delta(ctx, len(gen.samples), gen.usage))
+            if gen.cancelled:
+                delta = merge_ledgers(delta, _cancel_delta(gen, nodes))
         return {"nodes": new_nodes, "new": [n["id"] for n in new_nodes], "ledger": delta}
+
+    def _stop_test(self, ctx: Any, spec: Strategy, state: Any, policy: Policy) -> StopTest | None:
+        """The in-round stopping test of an adaptive majority-vote round, or None.
+
+        Early-stopping self-consistency: while a round streams, the Beta test of the rule
+        runs on every finished solution so far (earlier rounds' and this round's) each time
+        one more finishes; once it decides, the request is closed and the unfinished
+        choices are cancelled. Only for whole-solution strategies voting by counts (a
+        PRM-weighted vote needs scores the stream does not have) and policies that can stop
+        a request (`EarlyStopPolicy`).
+        """
+        rounds = state.get("adaptive") or {}
+        if not (rounds and ctx.adaptive_cancel and spec.kind == "sample"):
+            return None
+        if spec.vote_rule(ctx) != "majority" or not isinstance(policy, EarlyStopPolicy):
+            return None
+        nodes = state["nodes"]
+        earlier = [nodes[i]["answer"] for i in state.get("completed", [])]
+        confidence = float(ctx.adaptive_confidence)
+
+        def decided(finished: Sequence[Sample]) -> bool:
+            answers = earlier + [
+                extract_answer(s.text) if s.text.strip() else None for s in finished
+            ]
+            return decision(answers, None, confidence=confidence).decided
+
+        return decided
 
     async def check_done(self, state: SearchState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Mark finished candidates and decide whether the search stops after this iteration."""
@@ -504,7 +573,7 @@ class SearchNodes:
                 # pay the savings (or the loan) back into the cross-problem pool
                 report["pool"] = ctx.adaptive_pool
                 get_pool(ctx.adaptive_pool).settle(
-                    spent=report["samples"],
+                    spent=report["samples"] + report["cancelled"],
                     reference=report["reference"],
                     borrowed=report["borrowed"],
                 )
@@ -549,7 +618,7 @@ def _sample_cap(ctx: Any, state: Any) -> int | None:
 def _apply_sample_cap(counts: dict[int, int], cap: int | None, ledger: Ledger) -> dict[int, int]:
     if cap is None:
         return counts
-    room = cap - ledger.get("samples", 0)
+    room = cap - _drawn(ledger)
     out: dict[int, int] = {}
     for nid, k in counts.items():
         take = min(k, room)
@@ -566,8 +635,15 @@ def _token_room(ctx: Any, ledger: Ledger) -> int | None:
     return max(0, ctx.max_tokens_cap - ledger.get("completion_tokens", 0))
 
 
+def _drawn(ledger: Ledger) -> int:
+    """Choices drawn: the samples, and the choices cancelled unfinished (the hard caps and
+    the adaptive allowance count both, so stopping a stream early never lets a run draw
+    more choices than a fixed run would be allowed)."""
+    return int(ledger.get("samples", 0)) + int(ledger.get("cancelled", 0))
+
+
 def _caps_exhausted(ctx: Any, ledger: Ledger, sample_cap: int | None) -> bool:
-    if sample_cap is not None and ledger.get("samples", 0) >= sample_cap:
+    if sample_cap is not None and _drawn(ledger) >= sample_cap:
         return True
     room = _token_room(ctx, ledger)
     return room is not None and room <= 0
@@ -584,7 +660,7 @@ def _end_round(
     spec = get_strategy(ctx.strategy)
     nodes = state["nodes"]
     completed = state.get("completed", [])
-    spent = int(state.get("ledger", {}).get("samples", 0))
+    spent = _drawn(state.get("ledger", {}))
     answers = [nodes[i]["answer"] for i in completed]
     scores: list[float] | None = [float(nodes[i]["score"] or 0.0) for i in completed]
     if spec.vote_rule(ctx) == "majority" or any(nodes[i]["score"] is None for i in completed):
@@ -669,6 +745,7 @@ def _adaptive_report(rounds: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
         "allowance": rounds.get("allowance"),
         "borrowed": rounds.get("borrowed", 0),
         "samples": int(ledger.get("samples", 0)),
+        "cancelled": int(ledger.get("cancelled", 0)),
         "confidence": rounds.get("confidence"),
         "weights": rounds.get("weights"),
         "stop": rounds.get("stop", ""),

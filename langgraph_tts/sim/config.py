@@ -64,6 +64,12 @@ class SimConfig(BaseModel):
     eos_id_share: float = 0.25
     """Share of solutions that end at a generation-config EOS id (`stop_reason: 151643`, as
     Qwen2.5 emits `<|endoftext|>`) instead of the tokenizer's EOS (`stop_reason: null`)."""
+    decode_ms: float = 0.0
+    """Streamed requests (`stream: true`): sleep per decoding step, i.e. per `stream_interval`
+    tokens of every choice, so that a client can close the stream while choices are still
+    being generated (0: stream as fast as possible, yielding between steps)."""
+    stream_interval: int = 1
+    """Tokens per streamed chunk of a choice (vLLM's `--stream-interval`)."""
     ignore_formats: bool = False
     """SCALE requests get prose instead of JSON / numbers (exercises the fallbacks)."""
     policy_model: str = "sim-policy"
@@ -90,6 +96,7 @@ class SimConfig(BaseModel):
 
     @field_validator(
         "latency_ms",
+        "decode_ms",
         "slow_ms",
         "retry_after_s",
         "outage_every_s",
@@ -108,6 +115,13 @@ class SimConfig(BaseModel):
     def _burst(cls, v: int) -> int:
         if not 1 <= v <= 1000:
             raise ValueError(f"burst_len must be between 1 and 1000, got {v}")
+        return v
+
+    @field_validator("stream_interval")
+    @classmethod
+    def _interval(cls, v: int) -> int:
+        if not 1 <= v <= 4096:
+            raise ValueError(f"stream_interval must be between 1 and 4096, got {v}")
         return v
 
     @field_validator("embed_dim")

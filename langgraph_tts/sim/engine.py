@@ -46,6 +46,7 @@ from langgraph_tts.sim.requests import (
     interpret,
     parse_generation,
 )
+from langgraph_tts.sim.stream import ChatStream
 from langgraph_tts.sim.world import (
     SimProblem,
     apparent_value,
@@ -56,7 +57,7 @@ from langgraph_tts.sim.world import (
     rng_for,
 )
 
-__all__ = ["FAULT_KINDS", "USAGE_KEYS", "Outcome", "SimEngine", "SimStats"]
+__all__ = ["FAULT_KINDS", "STREAM_KEYS", "USAGE_KEYS", "Outcome", "SimEngine", "SimStats"]
 
 USAGE_KEYS = (
     "samples",
@@ -96,6 +97,9 @@ FAULT_KINDS = (
     "outage",
 )
 _ERROR_STATUSES = range(400, 600)
+STREAM_KEYS = ("requests", "aborted", "aborted_choices")
+"""Streamed chat requests: how many, how many the client left before they finished
+(`aborted`, as vLLM aborts a request whose client disconnected), and their unfinished choices."""
 
 
 class SimStats:
@@ -114,6 +118,7 @@ class SimStats:
             *(("usage", k) for k in USAGE_KEYS),
             *(("faults", k) for k in FAULT_KINDS),
             *(("errors", str(k)) for k in _ERROR_STATUSES),
+            *(("streams", k) for k in STREAM_KEYS),
         ]
         self._index = {key: i for i, key in enumerate(keys)}
         self._values: MutableSequence[int]
@@ -141,6 +146,14 @@ class SimStats:
             for key, n in outcome.usage.items():
                 self._add_locked("usage", key, n)
 
+    def stream(self, *, aborted_choices: int) -> None:
+        """One streamed request played out; `aborted_choices` > 0: the client went away."""
+        with self._lock:
+            self._add_locked("streams", "requests", 1)
+            if aborted_choices:
+                self._add_locked("streams", "aborted", 1)
+                self._add_locked("streams", "aborted_choices", aborted_choices)
+
     def fault(self, kind: str) -> None:
         with self._lock:
             self._add_locked("faults", kind, 1)
@@ -154,7 +167,7 @@ class SimStats:
         with self._lock:
             values = list(self._values)
         out: dict[str, Any] = {k: 0 for k in USAGE_KEYS}
-        out.update(requests={}, chat_kinds={}, faults={}, errors={})
+        out.update(requests={}, chat_kinds={}, faults={}, errors={}, streams={})
         for (section, key), i in self._index.items():
             if section == "usage":
                 out[key] = values[i]
@@ -311,8 +324,10 @@ class SimEngine:
         choices = [task.sample(self._sample_rng(req, key, i, nonce), req) for i in range(req.n)]
         return task, choices
 
-    def chat_completions(self, body: Mapping[str, Any]) -> Outcome:
-        """`POST /v1/chat/completions` (non-streamed)."""
+    def _chat(
+        self, body: Mapping[str, Any]
+    ) -> tuple[str, list[Message], bool, int, GenRequest, Task, list[Choice]]:
+        """Validate a chat request and draw its choices."""
         model = self._check_model(body, self.config.policy_model)
         messages = get_messages(body)
         cont = get_bool(body, "continue_final_message", False)
@@ -324,6 +339,35 @@ class SimEngine:
         n_prompt = prompt_tokens(messages)
         req = parse_generation(body, n_prompt, chat=True, max_model_len=self.config.max_model_len)
         task, choices = self.generate(messages, cont, req)
+        return model, messages, cont, n_prompt, req, task, choices
+
+    def chat_stream(self, body: Mapping[str, Any]) -> ChatStream:
+        """`POST /v1/chat/completions` with `stream: true`: the choices, to be played out step
+        by step (`ChatStream.steps`) by the server or the in-process client."""
+        model, _, _, n_prompt, req, task, choices = self._chat(body)
+        options = body.get("stream_options") or {}
+        return ChatStream(
+            model=model,
+            kind=task.kind,
+            n_prompt=n_prompt,
+            choices=choices,
+            interval=self.config.stream_interval,
+            include_usage=bool(options.get("include_usage")),
+            continuous_usage=bool(options.get("include_usage"))
+            and bool(options.get("continuous_usage_stats")),
+            with_token_ids=req.return_token_ids,
+        )
+
+    def record_stream(self, stream: ChatStream) -> None:
+        """Count a played-out stream: what it generated, and whether it was aborted."""
+        usage, kinds = stream.outcome()
+        self.stats.record("/v1/chat/completions", Outcome({}, usage, kinds))
+        self.stats.stream(aborted_choices=sum(1 for done in stream.finished if not done))
+
+    def chat_completions(self, body: Mapping[str, Any]) -> Outcome:
+        """`POST /v1/chat/completions`, answered with one JSON body (also when `stream` is
+        set: the engine does not stream, the HTTP server does, see `chat_stream`)."""
+        model, messages, cont, n_prompt, req, task, choices = self._chat(body)
         completion = sum(c.tokens for c in choices)
         payload: dict[str, Any] = {
             "id": new_id("chatcmpl"),

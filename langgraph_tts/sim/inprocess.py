@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from langgraph_tts import prompts
+from langgraph_tts.clients._stream import STREAM_OPTIONS, ChoiceStream
 from langgraph_tts.clients.policy import build_chat_body, parse_chat_response
 from langgraph_tts.clients.types import (
     ChatMessage,
@@ -20,6 +21,7 @@ from langgraph_tts.clients.types import (
     Generation,
     SamplingParams,
     Scores,
+    StopTest,
     Usage,
 )
 from langgraph_tts.errors import ServerError
@@ -59,13 +61,17 @@ class _InProcess:
         try:
             outcome = self.engine.handle(path, body)
         except SimRequestError as err:
-            raise ServerError(
-                f"simulated {path} refused the request ({err.status}): {err.message}",
-                url=f"sim://in-process{path}",
-                status=err.status,
-            ) from err
+            raise _refused(path, err) from err
         self.engine.stats.record(path, outcome)
         return outcome.payload
+
+
+def _refused(path: str, err: SimRequestError) -> ServerError:
+    return ServerError(
+        f"simulated {path} refused the request ({err.status}): {err.message}",
+        url=f"sim://in-process{path}",
+        status=err.status,
+    )
 
 
 class SimPolicy(_InProcess):
@@ -97,6 +103,45 @@ class SimPolicy(_InProcess):
         )
         payload = await self._call("/v1/chat/completions", body)
         return parse_chat_response(payload, n=n, url="sim://in-process/v1/chat/completions")
+
+    async def generate_until(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        n: int,
+        stop: StopTest,
+        params: SamplingParams | None = None,
+        continue_final_message: bool = False,
+    ) -> Generation:
+        """`n` choices of one streamed simulated request, stopped once `stop` decides.
+
+        The simulated stream is the HTTP server's (choices decoded step by step, the shortest
+        finishing first) and is read by `ChatPolicy`'s own stream reader, without JSON or a
+        socket; after the stop nothing more is generated, so the engine's stats count the
+        cancelled choices' tokens up to that step (`streams.aborted` counts the request).
+        """
+        body = build_chat_body(
+            self.model,
+            messages,
+            n=n,
+            params=params or SamplingParams(),
+            continue_final_message=continue_final_message,
+        )
+        body.update(stream=True, stream_options=dict(STREAM_OPTIONS))
+        if self.config.latency_ms > 0:
+            await asyncio.sleep(self.config.latency_ms / 1000.0)
+        try:
+            stream = self.engine.chat_stream(body)
+        except SimRequestError as err:
+            raise _refused("/v1/chat/completions", err) from err
+        sink = ChoiceStream(n, stop)
+        try:
+            for events in stream.steps():
+                if any([sink.chunk(event) for event in events]):
+                    break
+        finally:
+            self.engine.record_stream(stream)
+        return sink.generation()
 
 
 def prm_input(problem: str, steps: Sequence[str]) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "get_stop",
     "new_id",
     "parse_qwen_prompt",
+    "piece_ids",
     "prompt_tokens",
     "render_qwen",
     "token_ids",
@@ -118,6 +119,11 @@ def token_ids(text: str) -> list[int]:
     earlier steps in every request; each chunk is tokenized once.
     """
     return [i for chunk in text.split(_CHUNK_SEP) for i in _chunk_ids(chunk)]
+
+
+def piece_ids(pieces: Sequence[str]) -> list[int]:
+    """Fake vocabulary ids of token pieces (as `token_ids` gives them for a whole text)."""
+    return [_piece_id(p) for p in pieces if p.strip()]
 
 
 def cached_count_tokens(text: str) -> int:

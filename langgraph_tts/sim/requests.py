@@ -105,10 +105,16 @@ def parse_generation(
     body: Mapping[str, Any], n_prompt: int, *, chat: bool, max_model_len: int = MAX_MODEL_LEN
 ) -> GenRequest:
     """Validate the sampling fields of `body` (400 on anything vLLM would refuse)."""
-    if get_bool(body, "stream", False):
+    stream = get_bool(body, "stream", False)
+    if stream and not chat:
         raise SimRequestError(
-            400, "stream=true is not supported by the simulator; send non-streamed requests."
+            400, "stream=true is supported by the simulator's chat completions only."
         )
+    options = body.get("stream_options")
+    if options is not None and not stream:
+        raise SimRequestError(400, "Stream options can only be defined when `stream=True`.")
+    if options is not None and not isinstance(options, dict):
+        raise SimRequestError(400, "stream_options: must be an object")
     n = get_int(body, "n", 1, lo=1) or 1
     temperature = get_float(body, "temperature", 1.0, lo=0.0)
     if 0.0 < temperature < 0.01:

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from langgraph_tts.sim.config import SimConfig
 from langgraph_tts.sim.engine import ENDPOINTS, SimEngine, SimStats
 from langgraph_tts.sim.protocol import SimRequestError
+from langgraph_tts.sim.stream import ChatStream, sse
 
 __all__ = ["SimConfig", "SimServer", "add_arguments", "run_from_args", "start_server"]
 
@@ -272,6 +273,10 @@ class _Server:
                     await writer.drain()
                     writer.transport.abort()
                     return
+                if isinstance(reply, _Streamed):
+                    if not await self._stream(reply, reader, writer) or not request.keep_alive:
+                        return
+                    continue
                 if self._worker_header:  # after the status line
                     head, _, rest = reply.partition(b"\r\n")
                     reply = head + b"\r\n" + self._worker_header + rest
@@ -287,7 +292,7 @@ class _Server:
             self._writers.discard(writer)
             writer.close()
 
-    async def _reply(self, request: _Request) -> bytes:
+    async def _reply(self, request: _Request) -> bytes | _Streamed:
         engine, path = self.engine, request.path
         if request.method == "GET":
             if path == "/health":
@@ -306,7 +311,7 @@ class _Server:
             return _error(404, f"Not Found: {path}")
         return await self._model_request(path, request.body)
 
-    async def _model_request(self, path: str, raw: bytes) -> bytes:
+    async def _model_request(self, path: str, raw: bytes) -> bytes | _Streamed:
         engine, cfg = self.engine, self.engine.config
         if cfg.latency_ms > 0:
             await asyncio.sleep(cfg.latency_ms / 1000.0)
@@ -331,6 +336,8 @@ class _Server:
             request = json.loads(raw or b"null")
             if not isinstance(request, dict):
                 raise SimRequestError(400, "the request body must be a JSON object")
+            if path == "/v1/chat/completions" and request.get("stream") is True:
+                return _Streamed(engine.chat_stream(request), draw)
             outcome = engine.handle(path, request)
         except json.JSONDecodeError as err:
             engine.stats.error(400)
@@ -362,6 +369,77 @@ class _Server:
             engine.stats.fault("slow")
             await asyncio.sleep(cfg.slow_ms / 1000.0)
         return _response(200, data)
+
+    async def _stream(
+        self, reply: _Streamed, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Send a streamed chat completion step by step, as vLLM does (chunked SSE).
+
+        Stops generating as soon as the client has gone (its end of the connection closed),
+        as vLLM aborts a request whose client disconnected; what was generated until then is
+        counted (`SimStats.stream`). Faults: `slow` delays the stream, `reset` resets the
+        connection halfway, `malformed` sends a garbled event halfway and then resets it
+        (neither counted as usage, as for other responses).
+        Returns whether the connection can serve another request.
+        """
+        engine, cfg, stream, draw = self.engine, self.engine.config, reply.stream, reply.draw
+        head = [
+            "HTTP/1.1 200 OK",
+            f"Server: {_SERVER_VERSION}",
+            f"Date: {formatdate(usegmt=True)}",
+            "Content-Type: text/event-stream; charset=utf-8",
+            "Cache-Control: no-cache",
+            "Transfer-Encoding: chunked",
+        ]
+        writer.write(("\r\n".join(head) + "\r\n").encode("latin-1") + self._worker_header)
+        writer.write(b"\r\n")
+        if draw.slow:
+            engine.stats.fault("slow")
+            await asyncio.sleep(cfg.slow_ms / 1000.0)
+        faulty = draw.reset or draw.malformed
+        half = stream.n_steps // 2 if faulty else -1
+        gone = False
+        try:
+            for k, events in enumerate(stream.steps()):
+                if k == half:
+                    engine.stats.fault("malformed" if draw.malformed else "reset")
+                    if draw.malformed:
+                        writer.write(_chunked(b'data: {"id": "chatcmpl-garbled", "cho\n\n'))
+                        await writer.drain()
+                    writer.transport.abort()
+                    gone = True
+                    break
+                writer.write(_chunked(b"".join(sse(e) for e in events)))
+                await writer.drain()
+                if cfg.decode_ms > 0:
+                    await asyncio.sleep(cfg.decode_ms / 1000.0)
+                else:
+                    await asyncio.sleep(0)
+                if reader.at_eof() or writer.transport.is_closing():
+                    gone = True
+                    break
+            if not gone:
+                writer.write(_chunked(sse("[DONE]")) + _chunked(b""))
+                await writer.drain()
+        except ConnectionError:
+            gone = True
+        finally:
+            if not faulty:  # like any faulty response, not counted as usage
+                engine.record_stream(stream)
+        return not gone
+
+
+@dataclass(frozen=True, slots=True)
+class _Streamed:
+    """A chat request to answer with a stream (`_Server._stream`), and its drawn faults."""
+
+    stream: ChatStream
+    draw: _Draw
+
+
+def _chunked(data: bytes) -> bytes:
+    """One chunk of a `Transfer-Encoding: chunked` body (the empty one ends the body)."""
+    return f"{len(data):x}\r\n".encode("ascii") + data + b"\r\n"
 
 
 def _extra_row(payload: dict[str, Any]) -> dict[str, Any]:
@@ -546,6 +624,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=d.eos_id_share,
         help="solutions ending at stop token id 151643 (integer stop_reason)",
+    )
+    a(
+        "--decode-ms",
+        type=float,
+        default=d.decode_ms,
+        help="streamed requests: delay per decoding step (per --stream-interval tokens)",
+    )
+    a(
+        "--stream-interval",
+        type=int,
+        default=d.stream_interval,
+        help="streamed requests: tokens per chunk of a choice (vLLM's --stream-interval)",
     )
     a("--ignore-formats", action="store_true", help="SCALE replies in prose (tests fallbacks)")
     a("--policy-model", default=d.policy_model)
