@@ -101,6 +101,22 @@ class ScaleNodes:
         system1: Client of System-1 (and of decompose, select and difficulty).
         system2: Client of System-2.
         defaults: The graph's bound settings (an instance of its context schema).
+
+    Examples:
+        A node called on its own (no runtime: the bound settings apply):
+
+        >>> import asyncio
+        >>> from langgraph_tts import ScaleContext
+        >>> from langgraph_tts.sim.inprocess import SimPolicy
+        >>> from langgraph_tts.sim.server import SimConfig
+        >>> nodes = ScaleNodes(policy=SimPolicy(SimConfig(seed=2)), defaults=ScaleContext(seed=0))
+        >>> update = asyncio.run(nodes.decompose({"problem": "What is 7 times 6?"}, None))
+        >>> for sub in update["subproblems"].value:  # an Overwrite of the state's list
+        ...     print(sub["index"], sub["text"])
+        0 Determine the smallest positive solution.
+        1 Determine the area of the triangle.
+        2 Compute the value of the auxiliary expression from the given data.
+        3 What is 7 times 6?
     """
 
     def __init__(
