@@ -70,7 +70,7 @@ def route_subproblem(difficulty: float, tau: float) -> Mode:
     SCALE code, so tau = 0.9 with the forced last score 0.9 routes nothing to System-2).
     A NaN difficulty counts as hard.
 
-    Example:
+    Examples:
         >>> route_subproblem(0.7, tau=0.5), route_subproblem(0.5, tau=0.5)
         ('system2', 'system1')
     """

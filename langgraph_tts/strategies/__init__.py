@@ -119,7 +119,7 @@ def registry_version() -> int:
 def get_strategy(name: str) -> Strategy:
     """The strategy named `name`; an unknown name names the closest known one.
 
-    Example:
+    Examples:
         >>> get_strategy("dora").kind, get_strategy("dora").needs_embeddings
         ('search', True)
     """
