@@ -73,10 +73,6 @@ def test_every_docs_page_is_in_the_site_nav() -> None:
 
 # names documented as a group rather than each with its own `:::` entry
 GROUPED = {
-    "SearchContext": "context_model",
-    "ScaleContext": "context_model",
-    "ComputeOptimalContext": "context_model",
-    "SolveContext": "context_model",
     "register_strategy": "strategies.register",
     "TTSError": "langgraph_tts.errors",
     "ConfigError": "langgraph_tts.errors",
