@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, create_model
+from pydantic import ConfigDict, Field, create_model
 
 from .errors import ConfigError
 from .settings import ENV_SETTINGS, CommonSettings, SearchLoopSettings, Settings, overlay
@@ -38,9 +38,17 @@ __all__ = [
 GRAPH_OF = {"scale": "create_scale_graph", "compute_optimal": "create_compute_optimal_graph"}
 
 
+def _summary_only(schema: dict[str, Any], cls: type) -> None:
+    """The JSON schema (what Studio shows) describes the model by its docstring's first
+    paragraph, without the examples."""
+    if isinstance(schema.get("description"), str):
+        schema["description"] = schema["description"].split("\n\n")[0]
+
+
 class ContextBase(CommonSettings, SearchLoopSettings):
     """Base of the graphs' context schemas; `runs` is what the graph's `strategy` may be."""
 
+    model_config = ConfigDict(json_schema_extra=_summary_only)
     runs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **data: Any) -> None:

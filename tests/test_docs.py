@@ -140,3 +140,18 @@ def test_every_public_name_has_an_example_the_tests_run() -> None:
         if f"{module.__name__}.{obj.__name__}" not in found or module.__name__ not in modules:
             missing.append(name)
     assert not missing, f"no `>>>` example run by the tests: {', '.join(missing)}"
+
+
+def test_context_schemas_describe_themselves_without_their_examples() -> None:
+    """Studio shows the JSON schema's description: the summary, not the doctest."""
+    from langgraph_tts.context import (
+        ComputeOptimalContext,
+        ScaleContext,
+        SearchContext,
+        SolveContext,
+    )
+
+    for model in (SearchContext, ScaleContext, ComputeOptimalContext, SolveContext):
+        assert ">>>" in (model.__doc__ or "")
+        description = model.model_json_schema()["description"]
+        assert description.startswith("Settings of one") and ">>>" not in description
