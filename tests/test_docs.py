@@ -155,3 +155,31 @@ def test_context_schemas_describe_themselves_without_their_examples() -> None:
         assert ">>>" in (model.__doc__ or "")
         description = model.model_json_schema()["description"]
         assert description.startswith("Settings of one") and ">>>" not in description
+
+
+def test_the_studio_guide_quotes_the_repository_and_the_settings() -> None:
+    """docs/studio.md's langgraph.json, .env and environment table are the real ones."""
+    import json
+
+    from langgraph_tts.settings import ENV_SETTINGS
+
+    page = (DOCS / "studio.md").read_text(encoding="utf-8")
+    root = DOCS.parent
+    quoted = re.search(r"```json\n(.*?)```", page, re.S)
+    assert quoted and json.loads(quoted.group(1)) == json.loads(
+        (root / "langgraph.json").read_text(encoding="utf-8")
+    )
+    env_block = re.search(r"```bash\n(LANGGRAPH_CLI.*?)```", page, re.S)
+    dotenv = [
+        line
+        for line in (root / ".env").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert env_block and env_block.group(1).split() == dotenv
+    rows = re.findall(r"^\| `(\w+)` \| `(LANGGRAPH_TTS_\w+)` \| (.*) \|$", page, re.M)
+    assert {name: variable for name, variable, _ in rows} == {
+        name: variable for name, (variable, _) in ENV_SETTINGS.items()
+    }
+    for name, _, without in rows:
+        fallback = ENV_SETTINGS[name][1]
+        assert (f"`{fallback}`" in without) if fallback else not without.startswith("`")
