@@ -83,7 +83,7 @@ def extract_answer(text: str | None, *, last_number_fallback: bool = False) -> s
         The answer with newlines, a leading ``:``, surrounding ``$`` and a trailing ``.``
         removed, or ``None`` when no answer was found (or the found answer is empty).
 
-    Example:
+    Examples:
         >>> extract_answer("Adding pairs, the sum is \\boxed{5050}.")
         '5050'
         >>> extract_answer("no answer here") is None
@@ -456,6 +456,19 @@ def vote(
     Raises:
         ValueError: On length mismatches, missing scores for a scored rule, NaN scores, an
             unknown rule, or group ids inconsistent with ``None`` answers.
+
+    Examples:
+        Four candidates, two of them equivalent (group 0), one without an answer:
+
+        >>> answers, groups = ["42", "41", "42.0", None], [0, 1, 0, -1]
+        >>> scores = [0.9, 0.95, 0.3, 0.1]
+        >>> result = vote(answers, scores, groups)
+        >>> result.answer, [(g.answer, g.count, g.weight) for g in result.groups]
+        ('42', [('42', 2, 1.2), ('41', 1, 0.95)])
+        >>> vote(answers, scores, groups, rule="best").answer
+        '41'
+        >>> vote(answers, None, groups, rule="majority").winner
+        0
     """
     _check_vote_inputs(answers, scores, group_ids, rule)
     by_id: dict[int, list[int]] = {}

@@ -25,14 +25,18 @@ __all__ = ["TTSChatModel"]
 class TTSChatModel(BaseChatModel):
     """A chat model that answers with `strategy` at `budget` over the given clients.
 
-    Example:
-        ```python
-        from langgraph_tts import TTSChatModel
+    Examples:
+        The last human message is the problem; the reply states the answer:
 
-        model = TTSChatModel(strategy="dora", settings={"budget": 16})
-        reply = model.invoke("What is the sum of the first 100 positive integers?")
-        reply.content, reply.response_metadata["langgraph_tts"]["ledger"]
-        ```
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> model = TTSChatModel(strategy="best_of_n", settings={"budget": 4, "seed": 0},
+        ...                      **sim_clients(seed=2))
+        >>> reply = model.invoke("What is 7 times 6?")
+        >>> print(reply.content)
+        The answer is $\\boxed{720}$.
+        >>> report = reply.response_metadata["langgraph_tts"]
+        >>> report["answer"], report["strategy"], report["ledger"]["samples"]
+        ('720', 'best_of_n', 4)
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, create_model
+from pydantic import ConfigDict, Field, create_model
 
 from .errors import ConfigError
 from .settings import ENV_SETTINGS, CommonSettings, SearchLoopSettings, Settings, overlay
@@ -38,9 +38,17 @@ __all__ = [
 GRAPH_OF = {"scale": "create_scale_graph", "compute_optimal": "create_compute_optimal_graph"}
 
 
+def _summary_only(schema: dict[str, Any], cls: type) -> None:
+    """The JSON schema (what Studio shows) describes the model by its docstring's first
+    paragraph, without the examples."""
+    if isinstance(schema.get("description"), str):
+        schema["description"] = schema["description"].split("\n\n")[0]
+
+
 class ContextBase(CommonSettings, SearchLoopSettings):
     """Base of the graphs' context schemas; `runs` is what the graph's `strategy` may be."""
 
+    model_config = ConfigDict(json_schema_extra=_summary_only)
     runs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **data: Any) -> None:
@@ -139,9 +147,60 @@ def solve_context_model() -> type[ContextBase]:
 
 
 SearchContext: type[ContextBase] = search_context_model()
+SearchContext.__doc__ = """Settings of one run of the search graph: the shared settings and those of
+every `sample` and `search` strategy, each with the papers' default.
+
+Examples:
+    >>> ctx = SearchContext(strategy="rebase", budget=8)
+    >>> ctx.strategy, ctx.budget, ctx.rebase_temperature, ctx.max_step_tokens
+    ('rebase', 8, 0.1, 256)
+    >>> SearchContext(budgett=8)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    langgraph_tts.errors.ConfigError: unknown setting 'budgett'; did you mean 'budget'? Valid: ...
+    >>> SearchContext(budget=0)
+    Traceback (most recent call last):
+        ...
+    langgraph_tts.errors.ConfigError: invalid setting: budget: Input should be greater than 0
+"""
+
 ScaleContext: type[ContextBase] = scale_context_model()
+ScaleContext.__doc__ = """Settings of one SCALE run: the search settings (for System-2 searches)
+and SCALE's own (`tau`, the System-1/System-2 models and sampling, ...).
+
+Examples:
+    >>> ctx = ScaleContext(tau=0.3, system2_strategy="dora")
+    >>> ctx.strategy, ctx.tau, ctx.system2_strategy, ctx.system2_budget
+    ('scale', 0.3, 'dora', 4)
+    >>> ScaleContext(strategy="dora")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    langgraph_tts.errors.ConfigError: strategy 'dora' is not run by this graph (valid here: ...
+"""
+
 ComputeOptimalContext: type[ContextBase] = compute_optimal_context_model()
+ComputeOptimalContext.__doc__ = """Settings of one compute-optimal run: the search settings and
+the strategy table with its difficulty estimate (`table`, `difficulty_samples`).
+
+Examples:
+    >>> ctx = ComputeOptimalContext(budget=32)
+    >>> ctx.strategy, ctx.budget, ctx.table is None
+    ('compute_optimal', 32, True)
+"""
+
 SolveContext: type[ContextBase] = solve_context_model()
+SolveContext.__doc__ = """Settings of one run of the solve_math graph: every registered strategy
+and its settings; `strategy` picks the one that runs.
+
+Examples:
+    >>> SolveContext().strategy
+    'dora'
+    >>> ctx = SolveContext(strategy="scale", tau=0.7)
+    >>> ctx.strategy, ctx.tau, ctx.budget
+    ('scale', 0.7, 16)
+    >>> with_overrides(ctx, budget=4).budget  # a copy, validated again
+    4
+"""
 
 
 def with_overrides(ctx: Settings, **overrides: Any) -> Any:

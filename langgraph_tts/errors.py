@@ -26,15 +26,43 @@ SIM_HINT = "langgraph-tts sim-server --port {port}"
 
 
 class TTSError(Exception):
-    """Base class of the package's errors; `str(err)` is a complete one-line message."""
+    """Base class of the package's errors; `str(err)` is a complete one-line message.
+
+    Examples:
+        >>> from langgraph_tts import SearchContext
+        >>> try:
+        ...     SearchContext(budget=-1)
+        ... except TTSError as err:
+        ...     print(type(err).__name__, "-", err)
+        ConfigError - invalid setting: budget: Input should be greater than 0
+    """
 
 
 class ConfigError(TTSError, ValueError):
-    """A setting is invalid. The message names the field and what is allowed."""
+    """A setting is invalid. The message names the field and what is allowed.
+
+    Examples:
+        Raised when a graph is built (or a run starts) with a bad setting; also a `ValueError`:
+
+        >>> from langgraph_tts import create_search_graph
+        >>> create_search_graph("dora", beam_widht=2)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        langgraph_tts.errors.ConfigError: unknown setting 'beam_widht'; did you mean 'beam_width'? ...
+        >>> issubclass(ConfigError, ValueError)
+        True
+    """
 
 
 class ServerError(TTSError, RuntimeError):
-    """A server answered, but not with something usable (4xx, malformed body, retries exhausted)."""
+    """A server answered, but not with something usable (4xx, malformed body, retries exhausted).
+
+    Examples:
+        >>> url = "http://127.0.0.1:8000/v1/chat/completions"
+        >>> err = ServerError("HTTP 400: max_tokens is too large", url=url, status=400)
+        >>> err.status, err.url == url, str(err)
+        (400, True, 'HTTP 400: max_tokens is too large')
+    """
 
     def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -43,7 +71,17 @@ class ServerError(TTSError, RuntimeError):
 
 
 class ServerUnavailableError(ServerError):
-    """A server could not be reached at all. The message names the URL and how to start one."""
+    """A server could not be reached at all. The message names the URL and how to start one.
+
+    Examples:
+        >>> err = ServerUnavailableError("http://127.0.0.1:8001/pooling", role="prm")
+        >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
+        cannot reach the prm server at http://127.0.0.1:8001/pooling. Start one with
+        `vllm serve Qwen/Qwen2.5-Math-PRM-7B --runner pooling --port 8001`
+        (or the built-in simulator: `langgraph-tts sim-server --port 8001`).
+        >>> err.role, err.status, isinstance(err, ServerError)
+        ('prm', None, True)
+    """
 
     def __init__(self, url: str, *, role: str = "policy", cause: str = "") -> None:
         self.role = role

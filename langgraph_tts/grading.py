@@ -165,6 +165,15 @@ class Grader:
 
     Raises:
         ValueError: If ``timeout_s <= 0`` or ``max_workers < 1``.
+
+    Examples:
+        Plain numbers are compared in-process; other answers start the worker on first use:
+
+        >>> with Grader(timeout_s=3.0) as grader:
+        ...     print(grader.equivalent("\\\\frac{1}{2}", "0.5"))
+        ...     print(grader.group(["1/2", "0.5", None, "3"]))
+        True
+        [0, 0, -1, 1]
     """
 
     def __init__(self, *, timeout_s: float = 3.0, max_workers: int = 1) -> None:

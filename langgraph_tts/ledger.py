@@ -26,7 +26,18 @@ logger = logging.getLogger(__name__)
 
 
 class Ledger(TypedDict, total=False):
-    """Spend of one run. All counts come from the servers' `usage` fields, not estimates."""
+    """Spend of one run. All counts come from the servers' `usage` fields, not estimates.
+
+    Examples:
+        Every run returns one (`out["ledger"]`); parts of a run merge by summing, except the
+        wall time:
+
+        >>> from langgraph_tts.ledger import merge_ledgers
+        >>> first = Ledger(policy_requests=1, samples=4, completion_tokens=300, wall_s=0.5)
+        >>> second = Ledger(policy_requests=2, samples=8, completion_tokens=500, wall_s=0.8)
+        >>> merge_ledgers(first, second)
+        {'policy_requests': 3, 'samples': 12, 'completion_tokens': 800, 'wall_s': 0.8}
+    """
 
     policy_requests: int
     """HTTP requests to the policy (chat or completions)."""

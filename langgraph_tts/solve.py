@@ -122,6 +122,22 @@ def build_solve_graph(
         strategy: The strategy runs use unless their context or input sets another.
         policy, prm, embedder, grader: Bound clients (default: from the settings' URLs).
         **settings: Any field of the solve context schema (every strategy's settings).
+
+    Examples:
+        The three prebuilt graphs are nodes of this one; compile it yourself, e.g. with a
+        checkpointer:
+
+        >>> from langgraph.checkpoint.memory import InMemorySaver
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> builder = build_solve_graph("best_of_n", **sim_clients(seed=2), budget=4, seed=0)
+        >>> sorted(builder.nodes)
+        ['compute_optimal', 'prepare', 'respond', 'scale', 'search']
+        >>> graph = builder.compile(checkpointer=InMemorySaver())
+        >>> thread = {"configurable": {"thread_id": "1"}}
+        >>> graph.invoke({"problem": "What is 7 times 6?"}, thread)["answer"]
+        '720'
+        >>> graph.get_state(thread).values["result"]["strategy"]
+        'best_of_n'
     """
     bound = bind_settings(solve_context_model(), strategy, settings)
     values = bound.values()
@@ -170,14 +186,23 @@ def create_solve_graph(
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the "solve math" graph (see `build_solve_graph`).
 
-    Example:
-        ```python
-        from langgraph_tts import create_solve_graph
+    Examples:
+        Every strategy behind one graph; a run's context picks another one:
 
-        graph = create_solve_graph("rebase", budget=8)
-        out = graph.invoke({"problem": "What is 2+3?"}, context={"strategy": "scale"})
-        out["answer"], out["result"], out["ledger"]
-        ```
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> graph = create_solve_graph("rebase", **sim_clients(seed=2), budget=4, seed=0)
+        >>> out = graph.invoke({"problem": "What is 7 times 6?"})
+        >>> out["answer"], out["result"]["strategy"], out["ledger"]["samples"]
+        ('720', 'rebase', 20)
+        >>> out = graph.invoke({"problem": "What is 7 times 6?"}, context={"strategy": "scale"})
+        >>> out["answer"], out["result"]["strategy"], len(out["result"]["subproblems"])
+        ('720', 'scale', 4)
+
+        A chat input gets the answer back as a message:
+
+        >>> out = graph.invoke({"messages": [("user", "What is 7 times 6?")]})
+        >>> print(out["messages"][-1].content)
+        The answer is $\\boxed{720}$.
     """
     builder = build_solve_graph(
         strategy, policy=policy, prm=prm, embedder=embedder, grader=grader, **settings
@@ -194,7 +219,31 @@ def create_solve_graph(
 
 
 class Solver:
-    """Solves problems with the solve-math graph (built once) and a context's settings."""
+    """Solves problems with the solve-math graph (built once) and a context's settings.
+
+    Args:
+        context: The settings (a `SolveContext`); default: `SolveContext()`.
+        policy, prm, embedder, grader: Bound clients (default: from the settings' URLs).
+
+    Examples:
+        >>> import asyncio
+        >>> from langgraph_tts import SolveContext
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> ctx = SolveContext(strategy="best_of_n", budget=4, seed=0)
+        >>> solver = Solver(ctx, **sim_clients(seed=2))
+        >>> out = asyncio.run(solver("What is 7 times 6?"))
+        >>> out["answer"], out["result"]["strategy"], out["ledger"]["samples"]
+        ('720', 'best_of_n', 4)
+
+        A call's `context` replaces the solver's for that problem; `on_event` receives the
+        graphs' custom stream events (one per search iteration here):
+
+        >>> events = []
+        >>> ctx = SolveContext(strategy="beam", budget=4, seed=0)
+        >>> out = asyncio.run(solver("What is 7 times 6?", context=ctx, on_event=events.append))
+        >>> out["result"]["strategy"], len(events) == out["result"]["iterations"]
+        ('beam', True)
+    """
 
     def __init__(
         self,
@@ -243,6 +292,16 @@ async def asolve(
     embedder: Embedder | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Solve one problem with the context's strategy (see `Solver` to solve many)."""
+    """Solve one problem with the context's strategy (see `Solver` to solve many).
+
+    Examples:
+        >>> import asyncio
+        >>> from langgraph_tts import SolveContext
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> ctx = SolveContext(strategy="self_consistency", budget=4, seed=0)
+        >>> out = asyncio.run(asolve("What is 7 times 6?", ctx, **sim_clients(seed=2)))
+        >>> out["answer"], [(g["answer"], g["count"]) for g in out["result"]["groups"]]
+        ('720', [('720', 3), ('706', 1)])
+    """
     solver = Solver(context, policy=policy, prm=prm, embedder=embedder)
     return await solver(problem, on_event=on_event)

@@ -37,7 +37,24 @@ cap (`budget`)."""
 
 
 class TreeNode(TypedDict):
-    """One node of the search tree: a reasoning step appended to its parent's solution."""
+    """One node of the search tree: a reasoning step appended to its parent's solution.
+
+    Examples:
+        A run's output has the tree (`nodes`, indexed by id) and the finished solutions:
+
+        >>> from langgraph_tts import create_search_graph
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> graph = create_search_graph("beam", **sim_clients(seed=2), budget=4, seed=0)
+        >>> out = graph.invoke({"problem": "What is 7 times 6?"})
+        >>> leaf = out["nodes"][out["completed"][0]]
+        >>> leaf["depth"], leaf["finish"], leaf["answer"], round(leaf["score"], 3)
+        (5, 'eos', '720', 0.968)
+        >>> path = [leaf]
+        >>> while path[-1]["parent"] is not None:
+        ...     path.append(out["nodes"][path[-1]["parent"]])
+        >>> [node["id"] for node in path]
+        [17, 16, 10, 8, 2, 0]
+    """
 
     id: int
     parent: int | None
@@ -116,7 +133,30 @@ def merge_nodes(left: list[TreeNode] | None, right: list[TreeNode] | None) -> li
 
 
 class SearchState(TypedDict, total=False):
-    """State of one search run (one problem)."""
+    """State of one search run (one problem).
+
+    Examples:
+        Paused before the vote (with a checkpointer), the finished candidates can be read
+        before the run goes on:
+
+        >>> from langgraph.checkpoint.memory import InMemorySaver
+        >>> from langgraph_tts import create_search_graph
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> graph = create_search_graph(
+        ...     "beam", **sim_clients(seed=2), budget=4, seed=0,
+        ...     checkpointer=InMemorySaver(), interrupt_before=["vote"],
+        ... )
+        >>> thread = {"configurable": {"thread_id": "1"}}
+        >>> _ = graph.invoke({"problem": "What is 7 times 6?"}, thread)
+        >>> paused = graph.get_state(thread)
+        >>> state = paused.values
+        >>> paused.next, state["iteration"], state["stop_reason"], state["verifier"]
+        (('vote',), 5, 'budget_reached', 'prm')
+        >>> [state["nodes"][i]["answer"] for i in state["completed"]]
+        ['720', '720', '720', '720']
+        >>> graph.invoke(None, thread)["answer"]
+        '720'
+    """
 
     problem: str
     messages: Annotated[list[AnyMessage], add_messages]

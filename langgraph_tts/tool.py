@@ -45,17 +45,17 @@ def create_math_tool(
 ) -> BaseTool:
     """A tool that solves a problem with `strategy` at `budget` (settings are validated now).
 
-    Example:
-        ```python
-        from langgraph.prebuilt import ToolNode
-        from langgraph_tts import create_math_tool
+    Examples:
+        Called as an agent's model would call it (content: the answer; artifact: the run):
 
-        tool = create_math_tool("dora", budget=16)
-        message = tool.invoke(
-            {"type": "tool_call", "id": "1", "name": "solve_math", "args": {"problem": "2+3?"}}
-        )
-        message.content, message.artifact["ledger"]["samples"]
-        ```
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> tool = create_math_tool("best_of_n", budget=4, seed=0, **sim_clients(seed=2))
+        >>> call = {"name": "solve_math", "args": {"problem": "What is 7 times 6?"}}
+        >>> message = tool.invoke({"type": "tool_call", "id": "1", **call})
+        >>> message.content, message.artifact["ledger"]["samples"]
+        ('720', 4)
+
+        `ToolNode([tool])` in a graph, or `create_agent(model, [tool])`, runs it the same way.
     """
     graph = create_solve_graph(
         strategy,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -198,3 +199,23 @@ def test_an_unreachable_model_server_gives_the_cli_message(studio: str) -> None:
     assert error["error"] == "ServerUnavailableError"
     assert error["message"].startswith("cannot reach the policy server at http://127.0.0.1:9/v1")
     assert "langgraph-tts sim-server --port 9" in error["message"]
+
+
+def test_the_studio_guide_api_block_runs(studio: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/studio.md's Python block against `langgraph dev`: a run, the custom events of the
+    inner search, and stepping through the search graph with the context sent on resume."""
+    page = (ROOT / "docs" / "studio.md").read_text(encoding="utf-8")
+    code = next(b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "get_sync_client" in b)
+    namespace: dict[str, Any] = {}
+    exec(code.replace("http://127.0.0.1:2024", studio), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    assert namespace["out"]["result"]["strategy"] == "beam"
+    assert any(
+        line.startswith("custom|search:") and line.endswith(" iteration") for line in printed
+    )
+    steps = [re.fullmatch(r"\d+ (\[.*\])", line) for line in printed]
+    frontiers = [json.loads(m.group(1)) for m in steps if m]
+    # the last allocation hands out nothing; every other one the budget of the resumed context
+    assert len(frontiers) >= 3 and frontiers[-1] == []
+    assert all(len(f) == 4 for f in frontiers[:-1]), "each resume runs with budget 4"
+    assert namespace["state"]["values"]["answer"] == printed[-1]

@@ -86,7 +86,7 @@ def allocate(
     Returns:
         The `Allocation`.
 
-    Example:
+    Examples:
         >>> allocate("rebase", [0.9, 0.5, 0.1], 8).counts
         [8, 0, 0]
     """

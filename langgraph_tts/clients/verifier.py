@@ -50,6 +50,20 @@ class GenerativeVerifier:
         policy: The model that judges (usually the policy that wrote the solutions).
         max_concurrency: Candidates judged at once.
         params: Sampling settings; keep `max_tokens=1` and `logprobs=True` for graded scores.
+
+    Examples:
+        Without a PRM, the policy judges its own solutions (the graphs do this when no
+        `prm_url` is set):
+
+        >>> from langgraph_tts import create_search_graph
+        >>> from langgraph_tts.sim.inprocess import SimPolicy
+        >>> from langgraph_tts.sim.server import SimConfig
+        >>> policy = SimPolicy(SimConfig(seed=2))
+        >>> verifier = GenerativeVerifier(policy)
+        >>> graph = create_search_graph("best_of_n", policy=policy, prm=verifier, budget=4, seed=0)
+        >>> out = graph.invoke({"problem": "What is 7 times 6?"})
+        >>> out["answer"], out["result"]["verifier"], out["ledger"]["verifier_requests"]
+        ('720', 'generative_verifier', 4)
     """
 
     def __init__(

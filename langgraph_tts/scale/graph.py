@@ -79,6 +79,16 @@ def build_scale_graph(
 
     Raises:
         ConfigError: an unknown or invalid setting.
+
+    Examples:
+        With `system2_strategy="dora"`, System-2 is the search graph as a subgraph, whose
+        nodes `get_graph(xray=True)` (and Studio) show:
+
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> builder = build_scale_graph(**sim_clients(seed=2), system2_strategy="dora", budget=4)
+        >>> nodes = builder.compile().get_graph(xray=True).nodes
+        >>> [n.split(":")[1] for n in nodes if n.startswith("system2_search:")]
+        ['init', 'expand', 'check_done', 'score', 'embed', 'allocate', 'vote']
     """
     model = scale_context_model()
     bound = bind_settings(model, strategy, settings)
@@ -125,19 +135,21 @@ def create_scale_graph(
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the SCALE graph (see `build_scale_graph`).
 
-    Example:
-        ```python
-        from langgraph_tts import ChatPolicy, create_scale_graph
+    Examples:
+        Sub-problems with difficulty above `tau` go to System-2; the custom stream has one
+        event per solved sub-problem (against vLLM: `policy=ChatPolicy(url, "Qwen/Qwen3-32B")`):
 
-        qwen3 = ChatPolicy("http://127.0.0.1:8000/v1", "Qwen/Qwen3-32B")
-        graph = create_scale_graph(policy=qwen3, tau=0.2)
-        for mode, chunk in graph.stream(
-            {"problem": "Find the remainder when 2^100 is divided by 7."},
-            stream_mode=["custom", "values"],
-        ):
-            ...  # custom: one event per solved sub-problem
-        out = chunk  # the last values chunk: answer, result, ledger
-        ```
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> graph = create_scale_graph(**sim_clients(seed=2), tau=0.5, seed=0)
+        >>> for event in graph.stream({"problem": "What is 7 times 6?"}, stream_mode="custom"):
+        ...     print(event["index"], event["difficulty"], event["mode"], event["answer"])
+        0 0.47 system1 468
+        1 0.34 system1 130
+        2 0.1 system1 213
+        3 0.9 system2 720
+        >>> out = graph.invoke({"problem": "What is 7 times 6?"})
+        >>> out["answer"], sorted(out["result"]["by_mode"])
+        ('720', ['overhead', 'system1', 'system2'])
     """
     builder = build_scale_graph(
         strategy,

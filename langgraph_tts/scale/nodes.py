@@ -70,7 +70,7 @@ def route_subproblem(difficulty: float, tau: float) -> Mode:
     SCALE code, so tau = 0.9 with the forced last score 0.9 routes nothing to System-2).
     A NaN difficulty counts as hard.
 
-    Example:
+    Examples:
         >>> route_subproblem(0.7, tau=0.5), route_subproblem(0.5, tau=0.5)
         ('system2', 'system1')
     """
@@ -101,6 +101,22 @@ class ScaleNodes:
         system1: Client of System-1 (and of decompose, select and difficulty).
         system2: Client of System-2.
         defaults: The graph's bound settings (an instance of its context schema).
+
+    Examples:
+        A node called on its own (no runtime: the bound settings apply):
+
+        >>> import asyncio
+        >>> from langgraph_tts import ScaleContext
+        >>> from langgraph_tts.sim.inprocess import SimPolicy
+        >>> from langgraph_tts.sim.server import SimConfig
+        >>> nodes = ScaleNodes(policy=SimPolicy(SimConfig(seed=2)), defaults=ScaleContext(seed=0))
+        >>> update = asyncio.run(nodes.decompose({"problem": "What is 7 times 6?"}, None))
+        >>> for sub in update["subproblems"].value:  # an Overwrite of the state's list
+        ...     print(sub["index"], sub["text"])
+        0 Determine the smallest positive solution.
+        1 Determine the area of the triangle.
+        2 Compute the value of the auxiliary expression from the given data.
+        3 What is 7 times 6?
     """
 
     def __init__(

@@ -130,7 +130,26 @@ class ScaleOutput(TypedDict, total=False):
 
 
 class ScaleState(TypedDict, total=False):
-    """State of one SCALE run (one problem)."""
+    """State of one SCALE run (one problem).
+
+    Examples:
+        Paused before System-2 solves the hard sub-problem (with a checkpointer):
+
+        >>> from langgraph.checkpoint.memory import InMemorySaver
+        >>> from langgraph_tts import create_scale_graph
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> graph = create_scale_graph(
+        ...     **sim_clients(seed=2), tau=0.5, seed=0,
+        ...     checkpointer=InMemorySaver(), interrupt_before=["solve_system2"],
+        ... )
+        >>> thread = {"configurable": {"thread_id": "1"}}
+        >>> _ = graph.invoke({"problem": "What is 7 times 6?"}, thread)
+        >>> state = graph.get_state(thread).values
+        >>> state["current"], [(s["difficulty"], s["answer"]) for s in state["subproblems"]]
+        (3, [(0.47, '468'), (0.34, '130'), (0.1, '213'), (0.9, None)])
+        >>> graph.invoke(None, thread)["answer"]
+        '720'
+    """
 
     problem: str
     messages: Annotated[list[AnyMessage], add_messages]

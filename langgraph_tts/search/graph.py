@@ -54,6 +54,17 @@ def build_search_graph(
 
     Raises:
         ConfigError: an unknown setting (naming the closest valid one) or an invalid value.
+
+    Examples:
+        Add a node after the vote, then compile (here on the in-process simulator):
+
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> builder = build_search_graph("best_of_n", **sim_clients(seed=2), budget=4, seed=0)
+        >>> def exclaim(state):
+        ...     return {"answer": state["answer"] + "!"}
+        >>> graph = builder.add_node(exclaim).add_edge("vote", "exclaim").compile()
+        >>> graph.invoke({"problem": "What is 7 times 6?"})["answer"]
+        '720!'
     """
     model = search_context_model()
     nodes = SearchNodes(
@@ -100,20 +111,24 @@ def create_search_graph(
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the search graph (see `build_search_graph` for the arguments).
 
-    Example:
-        ```python
-        from langgraph_tts import ChatPolicy, OpenAIEmbedder, PoolingPRM, create_search_graph
+    Examples:
+        On the in-process simulator (against vLLM: `policy=ChatPolicy(url, model)`,
+        `prm=PoolingPRM(url, model)`, `embedder=OpenAIEmbedder(url, model)`, or no clients
+        and the `base_url`/`prm_url`/`embed_url` settings):
 
-        graph = create_search_graph(
-            "dora",
-            policy=ChatPolicy("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-1.5B-Instruct"),
-            prm=PoolingPRM("http://127.0.0.1:8001", "Qwen/Qwen2.5-Math-PRM-7B"),
-            embedder=OpenAIEmbedder("http://127.0.0.1:8002/v1", "BAAI/bge-m3"),
-            budget=16,
-        )
-        out = graph.invoke({"problem": "What is 2+3?"})
-        out["answer"], out["ledger"]
-        ```
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> graph = create_search_graph("dora", **sim_clients(seed=2), budget=4, seed=0)
+        >>> out = graph.invoke({"problem": "What is 7 times 6?"})
+        >>> out["answer"], out["result"]["strategy"], out["result"]["voters"]
+        ('720', 'dora', 4)
+        >>> out["ledger"]["samples"], out["ledger"]["prm_requests"]
+        (20, 5)
+
+        A run's context overrides the bound settings it names:
+
+        >>> out = graph.invoke({"problem": "What is 7 times 6?"}, context={"budget": 2})
+        >>> out["result"]["budget"], out["result"]["strategy"]
+        (2, 'dora')
 
     A run's context changes only the fields it sets (`context={"budget": 8}` keeps the
     strategy bound here); `checkpointer`, `store`, `interrupt_before`, `interrupt_after`,

@@ -151,6 +151,28 @@ class SearchNodes:
         embedder: Embedder for DORA; if not given, resolved from `embed_url`.
         grader: Answer-equivalence grader of the vote.
         defaults: The graph's bound settings (an instance of its context schema).
+
+    Examples:
+        The nodes are async functions `(state, runtime) -> update`; wire them yourself, here
+        without the loop, which whole-solution strategies (best-of-N) do not need:
+
+        >>> import asyncio
+        >>> from langgraph.graph import START, StateGraph
+        >>> from langgraph_tts import SearchContext, SearchState
+        >>> from langgraph_tts.sim.inprocess import SimPolicy, SimPRM
+        >>> from langgraph_tts.sim.server import SimConfig
+        >>> world = SimConfig(seed=2)
+        >>> nodes = SearchNodes(policy=SimPolicy(world), reward=SimPRM(world))
+        >>> names = ("init", "expand", "check_done", "score", "allocate", "vote")
+        >>> builder = StateGraph(SearchState, context_schema=SearchContext)
+        >>> builder = builder.add_sequence([(n, getattr(nodes, n)) for n in names])
+        >>> graph = builder.add_edge(START, "init").compile()
+        >>> ctx = SearchContext(strategy="best_of_n", budget=4, seed=0)
+        >>> out = asyncio.run(graph.ainvoke({"problem": "What is 7 times 6?"}, context=ctx))
+        >>> out["answer"], out["completed"]
+        ('720', [1, 2, 3, 4])
+
+        `examples/custom_graph.py` adds a node to the full loop.
     """
 
     def __init__(

@@ -9,7 +9,7 @@ See docs/simulator.md.
 
 from langgraph_tts.sim.config import SimConfig
 from langgraph_tts.sim.engine import SimEngine
-from langgraph_tts.sim.inprocess import SimEmbedder, SimPolicy, SimPRM
+from langgraph_tts.sim.inprocess import SimEmbedder, SimPolicy, SimPRM, sim_clients
 from langgraph_tts.sim.server import SimServer, add_arguments, run_from_args, start_server
 from langgraph_tts.sim.world import (
     Direction,
@@ -39,5 +39,6 @@ __all__ = [
     "oracle_value",
     "problem_for",
     "run_from_args",
+    "sim_clients",
     "start_server",
 ]

@@ -29,7 +29,7 @@ from langgraph_tts.sim.config import SimConfig
 from langgraph_tts.sim.engine import STEP_TAG, SimEngine
 from langgraph_tts.sim.protocol import Message, SimRequestError, render_qwen
 
-__all__ = ["SimEmbedder", "SimPRM", "SimPolicy"]
+__all__ = ["SimEmbedder", "SimPRM", "SimPolicy", "sim_clients"]
 
 
 class _InProcess:
@@ -191,3 +191,23 @@ class SimEmbedder(_InProcess):
         payload = await self._call("/v1/embeddings", body)
         vectors = [list(map(float, d["embedding"])) for d in payload["data"]]
         return Embeddings(vectors, Usage(1, payload["usage"]["prompt_tokens"], 0))
+
+
+def sim_clients(config: SimConfig | None = None, **overrides: Any) -> dict[str, Any]:
+    """A policy, a PRM and an embedder of one simulated world, as the factories' keywords.
+
+    Args:
+        config: The world (default: `SimConfig()`).
+        **overrides: `SimConfig` fields replacing those of `config` (`seed=2`, ...).
+
+    Returns:
+        `{"policy": SimPolicy, "prm": SimPRM, "embedder": SimEmbedder}`.
+
+    Examples:
+        >>> from langgraph_tts import create_search_graph
+        >>> graph = create_search_graph("dora", **sim_clients(seed=2), budget=4, seed=0)
+        >>> graph.invoke({"problem": "What is 7 times 6?"})["result"]["strategy"]
+        'dora'
+    """
+    world = SimConfig(**{**(config.model_dump() if config else {}), **overrides})
+    return {"policy": SimPolicy(world), "prm": SimPRM(world), "embedder": SimEmbedder(world)}

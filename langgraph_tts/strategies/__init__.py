@@ -70,7 +70,30 @@ _VERSION = [0]
 
 
 def register(strategy: Strategy, *, replace: bool = False) -> Strategy:
-    """Add a strategy; graphs built afterwards accept its name and its settings."""
+    """Add a strategy; graphs built afterwards accept its name and its settings.
+
+    Examples:
+        A variant of best-of-N that draws twice the budget:
+
+        >>> from langgraph_tts import create_search_graph
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> class BestOfTwiceN(BestOfN):
+        ...     name = "best_of_2n"
+        ...     summary = "best-of-N with twice the samples"
+        ...
+        ...     def rollouts(self, ctx):
+        ...         return 2 * ctx.budget
+        >>> register(BestOfTwiceN()).name
+        'best_of_2n'
+        >>> graph = create_search_graph("best_of_2n", **sim_clients(seed=2), budget=4, seed=0)
+        >>> graph.invoke({"problem": "What is 7 times 6?"})["ledger"]["samples"]
+        8
+        >>> register(BestOfTwiceN())
+        Traceback (most recent call last):
+            ...
+        langgraph_tts.errors.ConfigError: a strategy named 'best_of_2n' is already registered
+        >>> unregister("best_of_2n")
+    """
     from ..errors import ConfigError
 
     if not replace and strategy.name in _REGISTRY:
@@ -96,7 +119,7 @@ def registry_version() -> int:
 def get_strategy(name: str) -> Strategy:
     """The strategy named `name`; an unknown name names the closest known one.
 
-    Example:
+    Examples:
         >>> get_strategy("dora").kind, get_strategy("dora").needs_embeddings
         ('search', True)
     """

@@ -48,7 +48,25 @@ class Frontier:
 
 
 class Strategy:
-    """Base of every strategy; subclasses set the class attributes and override hooks."""
+    """Base of every strategy; subclasses set the class attributes and override hooks.
+
+    Examples:
+        The hooks of a built-in strategy, as the search graph calls them:
+
+        >>> from langgraph_tts import SearchContext, get_strategy
+        >>> beam = get_strategy("beam")
+        >>> isinstance(beam, Strategy), beam.kind, beam.settings.__name__
+        (True, 'search', 'BeamWidthSettings')
+        >>> ctx = SearchContext(strategy="beam", budget=8, beam_width=4)
+        >>> beam.rollouts(ctx), beam.vote_rule(ctx)
+        (8, 'weighted')
+        >>> frontier = Frontier(ids=[1, 2, 3, 4], scores=[0.9, 0.2, 0.8, 0.1],
+        ...                     groups=[1, 2, 3, 4], embeddings={})
+        >>> beam.allocate(ctx, frontier).counts
+        [4, 0, 4, 0]
+
+        `register_strategy` shows a subclass; `docs/composition.md` writes one from scratch.
+    """
 
     name: ClassVar[str]
     kind: ClassVar[Kind]
