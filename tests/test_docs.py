@@ -112,12 +112,7 @@ def test_docstring_doctests_pass() -> None:
 
 
 # public names whose examples live elsewhere, with the reason
-EXAMPLE_ELSEWHERE = {
-    "create_compute_optimal_graph": "compute_optimal/ is being rewritten; examples come with it",
-    "build_compute_optimal_graph": "compute_optimal/ is being rewritten; examples come with it",
-    "ComputeOptimalNodes": "compute_optimal/ is being rewritten; examples come with it",
-    "StrategyTable": "compute_optimal/ is being rewritten; examples come with it",
-}
+EXAMPLE_ELSEWHERE: dict[str, str] = {}
 
 
 def test_every_public_name_has_an_example_the_tests_run() -> None:

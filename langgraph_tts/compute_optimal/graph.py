@@ -207,6 +207,16 @@ class ComputeOptimalNodes:
 
     Args:
         defaults: The graph's bound settings (an instance of its context schema).
+        grader: Answer-equivalence grader of best-of-N's vote over reused samples.
+
+    Examples:
+        The settings a node runs on: bound ones, then the run's context, then per-call ones.
+
+        >>> from langgraph_tts.context import ComputeOptimalContext
+        >>> nodes = ComputeOptimalNodes(ComputeOptimalContext(budget=16, difficulty_samples=4))
+        >>> ctx = nodes.context(None, {"user_settings": {"budget": 32}})
+        >>> ctx.budget, ctx.difficulty_samples, ctx.bin_budgets
+        (32, 4, True)
     """
 
     def __init__(self, defaults: Any, grader: Grader | None = None) -> None:
@@ -397,6 +407,19 @@ def build_compute_optimal_graph(
 
     Returns:
         A `StateGraph` with the compute-optimal context schema.
+
+    Examples:
+        >>> from langgraph_tts.compute_optimal import Cell, Choice, StrategyTable
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> cell = Cell(
+        ...     bin=1, budget=4, choice=Choice(strategy="best_of_n"),
+        ...     problems=1, accuracy=1.0, cv_accuracy=1.0,
+        ... )
+        >>> table = StrategyTable(difficulty_samples=4, thresholds=[], cells=[cell])
+        >>> builder = build_compute_optimal_graph(table=table, budget=4, **sim_clients(seed=2))
+        >>> sorted(builder.nodes)
+        ['estimate', 'finish', 'prepare', 'search', 'select_strategy']
+        >>> graph = builder.compile(interrupt_before=["finish"])
     """
     model = compute_optimal_context_model()
     bound = bind_settings(model, strategy, settings)
@@ -443,14 +466,30 @@ def create_compute_optimal_graph(
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """Compile the compute-optimal graph (see `build_compute_optimal_graph`).
 
-    Example:
-        ```python
-        from langgraph_tts import create_compute_optimal_graph
+    With a table from `langgraph-tts calibrate` (`table="table.json"`) and clients from the
+    `LANGGRAPH_TTS_*` settings; here a two-bin table and the in-process simulator:
 
-        graph = create_compute_optimal_graph(table="table.json", budget=16)
-        out = graph.invoke({"problem": "What is 2+3?"})
-        out["answer"], out["result"]["bin"], out["result"]["chosen"], out["ledger"]["samples"]
-        ```
+    Examples:
+        >>> from langgraph_tts.compute_optimal import Cell, Choice, StrategyTable
+        >>> from langgraph_tts.sim.inprocess import sim_clients
+        >>> easy, hard = Choice(strategy="best_of_n"), Choice(strategy="dvts", beam_width=4)
+        >>> cells = [
+        ...     Cell(bin=b, budget=16, choice=c, problems=20, accuracy=0.9, cv_accuracy=0.85)
+        ...     for b, c in ((1, easy), (2, hard))
+        ... ]
+        >>> table = StrategyTable(difficulty_samples=8, thresholds=[0.6], cells=cells)
+        >>> graph = create_compute_optimal_graph(
+        ...     table=table, budget=16, seed=0, **sim_clients(seed=2)
+        ... )
+        >>> out = graph.invoke({"problem": "What is 7 times 6?"})
+        >>> r = out["result"]
+        >>> out["answer"], r["bin"], r["chosen"], r["difficulty"]
+        ('720', 1, 'best_of_n', 0.618643)
+
+        Best-of-N at 16 reused the k = 8 estimation samples and drew 8 more:
+
+        >>> r["reused"], r["voters"], out["ledger"]["samples"]
+        (8, 16, 16)
     """
     builder = build_compute_optimal_graph(
         strategy, policy=policy, prm=prm, embedder=embedder, grader=grader, **settings

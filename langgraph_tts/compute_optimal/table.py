@@ -127,11 +127,24 @@ class Selection:
 class StrategyTable(BaseModel):
     """Per-(difficulty bin, budget) strategy choices, fitted by `fit_table` (JSON-serialisable).
 
-    Example:
-        ```python
-        table = StrategyTable.model_validate_json(Path("table.json").read_text())
-        table.select(0.62, budget=16).cell.choice  # Choice(strategy='beam', beam_width='sqrt')
-        ```
+    `langgraph-tts calibrate` writes one (`load_table("table.json")` reads it back); by hand,
+    two bins split at a difficulty score of 0.6:
+
+    Examples:
+        >>> from langgraph_tts.compute_optimal import Cell, Choice, StrategyTable
+        >>> easy, hard = Choice(strategy="best_of_n"), Choice(strategy="dvts", beam_width=4)
+        >>> cells = [
+        ...     Cell(bin=b, budget=16, choice=c, problems=20, accuracy=0.9, cv_accuracy=0.85)
+        ...     for b, c in ((1, easy), (2, hard))
+        ... ]
+        >>> table = StrategyTable(difficulty_samples=8, thresholds=[0.6], cells=cells)
+        >>> table.select(0.9, budget=16).cell.choice.name   # a high score: easy, bin 1
+        'best_of_n'
+        >>> picked = table.select(0.3, budget=32)   # N=32 uses the cells fitted at 16
+        >>> picked.bin, picked.budget, picked.cell.choice.name
+        (2, 16, 'dvts(M=4)')
+        >>> StrategyTable.model_validate_json(table.model_dump_json()) == table
+        True
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
