@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import math
 import os
@@ -133,16 +132,27 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     }
 
 
-def _bon_samples_for(accuracy: float, rows: list[dict[str, Any]]) -> float | None:
-    """Samples best-of-N needs for `accuracy`, log-linearly interpolated between budgets."""
-    bon = sorted((r["samples"], r["accuracy"]) for r in rows if r["label"] == "best_of_n")
-    for (s0, a0), (s1, a1) in itertools.pairwise(bon):
-        if a0 < accuracy <= a1:
-            t = (accuracy - a0) / (a1 - a0)
-            return math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
-    if bon and accuracy <= bon[0][1]:
-        return bon[0][0]
+def _bon_cost_for(accuracy: float, rows: list[dict[str, Any]], key: str) -> float | None:
+    """`key` (samples or tokens) best-of-N needs for `accuracy`: the cheapest measured budget
+    reaching it, log-linearly interpolated from the budget below; None if none reaches it."""
+    bon = sorted((r[key], r["accuracy"]) for r in rows if r["label"] == "best_of_n")
+    below: tuple[float, float] | None = None
+    for cost, acc in bon:
+        if acc >= accuracy:
+            if below is None or below[1] >= acc:
+                return cost
+            t = (accuracy - below[1]) / (acc - below[1])
+            return math.exp(math.log(below[0]) + t * (math.log(cost) - math.log(below[0])))
+        if below is None or acc > below[1]:
+            below = (cost, acc)
     return None
+
+
+def _ratio(row: dict[str, Any], rows: list[dict[str, Any]], key: str) -> str:
+    need = _bon_cost_for(row["accuracy"], rows, key)
+    if need is None:
+        return "beyond best-of-N"
+    return f"{need:.0f} ({need / row[key]:.1f}x)"
 
 
 def render(result: dict[str, Any]) -> str:
@@ -151,16 +161,15 @@ def render(result: dict[str, Any]) -> str:
     rows = sorted(result["rows"], key=lambda r: (r["samples"], r["label"]))
     lines = [format_plans(table), ""]
     lines += [
-        "| run | N | accuracy | samples/problem | tokens/problem | best-of-N samples for "
-        "this accuracy |",
-        "|---|---|---|---|---|---|",
+        "| run | N | accuracy | samples/problem | tokens/problem | best-of-N needs: samples "
+        "| tokens |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        need = _bon_samples_for(r["accuracy"], result["rows"])
-        ratio = f"{need:.0f} ({need / r['samples']:.1f}x)" if need else "more than measured"
         lines.append(
             f"| {r['label']} | {r['budget']} | {r['accuracy']:.3f} | {r['samples']:.1f} | "
-            f"{r['tokens']:.0f} | {ratio} |"
+            f"{r['tokens']:.0f} | {_ratio(r, result['rows'], 'samples')} | "
+            f"{_ratio(r, result['rows'], 'tokens')} |"
         )
     return "\n".join(lines)
 

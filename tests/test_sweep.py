@@ -363,3 +363,28 @@ def test_an_adaptive_sweep_shares_one_budget_pool_without_changing_its_fingerpri
     assert pool is not None and settings.adaptive_pool == pool.name
     assert get_pool(pool.name) is pool
     assert fingerprint(settings)[0] == fingerprint(adaptive)[0]
+
+
+async def test_run_eval_resumes_across_an_upgrade_that_adds_a_setting(tmp_path: Path) -> None:
+    """A setting the earlier run did not know may appear at its default, not at another value."""
+    import json
+
+    from langgraph_tts.context import SearchContext
+    from langgraph_tts.evaluation import run_eval
+    from langgraph_tts.grading import default_grader
+
+    async def solve(problem: str) -> dict[str, Any]:
+        return {"answer": problem, "ledger": {"samples": 1}, "result": {}}
+
+    problems = [{"id": "a", "problem": "1", "answer": "1"}]
+    common: dict[str, Any] = {"dataset": "d", "grader": default_grader()}
+    ctx = SearchContext(strategy="dora", budget=4)
+    await run_eval(solve, problems, tmp_path, settings=ctx, **common)
+    run = json.loads((tmp_path / "run.json").read_text())
+    del run["settings"]["adaptive_confidence"]  # as if written before the setting existed
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    await run_eval(solve, problems, tmp_path, settings=ctx, **common)
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    changed = SearchContext(strategy="dora", budget=4, adaptive_confidence=0.99)
+    with pytest.raises(ConfigError, match=r"adaptive_confidence: None -> 0.99"):
+        await run_eval(solve, problems, tmp_path, settings=changed, **common)
