@@ -26,6 +26,7 @@ from langgraph_tts.compute_optimal.plan import (
     Option,
     PlanEntry,
     best_plan,
+    bin_values,
     fit_plans,
     options_for,
 )
@@ -81,7 +82,7 @@ def test_best_plan_is_the_brute_force_optimum(
         for c in itertools.product(range(n_options), repeat=n_bins)
         if score(c)[1] <= limit
     ]
-    picks = best_plan(options, ids, limit)
+    picks = best_plan(*bin_values(options, ids), limit)
     if not feasible:
         assert picks is None
         return
@@ -89,6 +90,17 @@ def test_best_plan_is_the_brute_force_optimum(
     best_right = max(s[0] for s, _ in feasible)
     cheapest = min(s[1] for s, _ in feasible if s[0] == best_right)
     assert score(picks) == (best_right, cheapest)
+
+
+def test_shrinkage_pulls_bin_accuracies_towards_the_option_overall() -> None:
+    lucky = Option(
+        BON, 8, {"a": True, "b": False, "c": False, "d": False}, dict.fromkeys("abcd", 1.0)
+    )
+    values, costs = bin_values([lucky], [["a"], ["b", "c", "d"]])
+    assert values == [[1.0], [0.0]] and costs == [[1.0], [3.0]]
+    values, _ = bin_values([lucky], [["a"], ["b", "c", "d"]], shrinkage=4.0)
+    # (1 + 4 x 0.25) / 5 = 0.4 for the lucky bin; 3 x (0 + 1) / 7 for the other
+    assert values[0][0] == pytest.approx(0.4) and values[1][0] == pytest.approx(3 / 7)
 
 
 def test_reused_best_of_n_costs_only_the_new_samples_and_small_n_is_the_estimate() -> None:

@@ -29,11 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from .choices import Choice
 
 __all__ = [
+    "SHRINKAGE_GRID",
     "BudgetPlan",
     "CostMetric",
     "Option",
     "PlanEntry",
     "best_plan",
+    "bin_values",
     "fit_plans",
     "options_for",
     "two_folds",
@@ -78,6 +80,9 @@ class BudgetPlan(BaseModel):
     mean_cost: float = Field(ge=0.0, description="On the validation problems, per problem.")
     cv_accuracy: float = Field(ge=0.0, le=1.0, description="2-fold cross-validated accuracy.")
     cv_mean_cost: float = Field(ge=0.0, description="2-fold cross-validated mean cost.")
+    shrinkage: float = Field(
+        default=0.0, ge=0.0, description="Prior strength m that CV chose (see `bin_values`)."
+    )
     entries: list[PlanEntry]
 
     def entry(self, bin_index: int) -> PlanEntry:
@@ -132,38 +137,79 @@ def two_folds(ids: Sequence[str], key: str) -> tuple[list[str], list[str]]:
     return shuffled[0::2], shuffled[1::2]
 
 
-_Point = tuple[float, int, tuple[int, ...]]
-"""(total cost, problems right, option index per bin so far)."""
+_Point = tuple[float, float, tuple[int, ...]]
+"""(total cost, expected problems right, option index per bin so far)."""
+
+SHRINKAGE_GRID = (0.0, 5.0, 20.0, 80.0)
+"""Prior strengths m tried by cross-validation (0: every bin on its own counts)."""
+
+
+def bin_values(
+    options: Sequence[Option], bins: Sequence[Sequence[str]], shrinkage: float = 0.0
+) -> tuple[list[list[float]], list[list[float]]]:
+    """(expected problems right, total cost) of every option on every bin.
+
+    With `shrinkage` m > 0 a bin's accuracy is pulled towards the option's accuracy over all
+    bins, as a Beta prior of strength m would: (right_b + m × overall) / (n_b + m). Per-bin
+    counts of 20-40 problems are noisy, and the plan maximises over many options, so the raw
+    counts reward luck; m is chosen by cross-validation (`fit_plans`).
+    """
+    every = [p for ids in bins for p in ids]
+    overall = [sum(o.correct[p] for p in every) / len(every) if every else 0.0 for o in options]
+    values, costs = [], []
+    for ids in bins:
+        n = len(ids)
+        right = [sum(o.correct[p] for p in ids) for o in options]
+        values.append(
+            [
+                n * (r + shrinkage * a) / (n + shrinkage) if n else 0.0
+                for r, a in zip(right, overall, strict=True)
+            ]
+        )
+        costs.append([sum(o.cost[p] for p in ids) for o in options])
+    return values, costs
 
 
 def best_plan(
-    options: Sequence[Option], bins: Sequence[Sequence[str]], limit: float
+    values: Sequence[Sequence[float]], costs: Sequence[Sequence[float]], limit: float
 ) -> tuple[int, ...] | None:
-    """The option per bin that gets the most problems right within a total cost.
+    """The option per bin with the most expected problems right within a total cost.
 
-    Exact: after each bin only the (cost, correct) points that no cheaper point matches are
+    Args:
+        values: Per bin, per option: expected problems right (see `bin_values`).
+        costs: Per bin, per option: total cost.
+        limit: Total cost allowed.
+
+    Exact: after each bin only the (cost, value) points that no cheaper point matches are
     kept. Ties go to the cheaper plan, then to the earlier options.
 
     Returns:
-        The index into `options` for every bin, or None if even the cheapest plan costs more.
+        The option index for every bin, or None if even the cheapest plan costs more.
     """
-    frontier: list[_Point] = [(0.0, 0, ())]
-    for ids in bins:
-        scored = [(sum(o.cost[p] for p in ids), sum(o.correct[p] for p in ids)) for o in options]
+    frontier: list[_Point] = [(0.0, 0.0, ())]
+    ceiling = limit * (1 + 1e-9) + 1e-9  # float sums of per-problem costs
+    for row_values, row_costs in zip(values, costs, strict=True):
         grown = [
-            (cost + c, right + r, (*picks, k))
+            (cost + c, right + v, (*picks, k))
             for cost, right, picks in frontier
-            for k, (c, r) in enumerate(scored)
-            if cost + c <= limit + 1e-9
+            for k, (v, c) in enumerate(zip(row_values, row_costs, strict=True))
+            if cost + c <= ceiling
         ]
         grown.sort(key=lambda x: (x[0], -x[1]))
         frontier = []
         for point in grown:
-            if not frontier or point[1] > frontier[-1][1]:
+            if not frontier or point[1] > frontier[-1][1] + 1e-9:
                 frontier.append(point)
         if not frontier:
             return None
     return max(frontier, key=lambda x: (x[1], -x[0]))[2]
+
+
+def _plan(
+    options: Sequence[Option], bins: Sequence[Sequence[str]], per_problem: float, m: float
+) -> tuple[int, ...] | None:
+    values, costs = bin_values(options, bins, m)
+    return best_plan(values, costs, per_problem * sum(map(len, bins)))
 
 
 def _score(
@@ -178,7 +224,7 @@ def _score(
 
 
 def _cross_validate(
-    options: Sequence[Option], bins: Sequence[Sequence[str]], per_problem: float, key: str
+    options: Sequence[Option], bins: Sequence[Sequence[str]], per_problem: float, m: float, key: str
 ) -> tuple[float, float] | None:
     """Fit on one half of every bin, score on the other, swap: pooled (accuracy, mean cost)."""
     halves = [two_folds(ids, f"{key}:{b}") for b, ids in enumerate(bins, start=1)]
@@ -186,7 +232,7 @@ def _cross_validate(
     for train_side in (0, 1):
         train = [h[train_side] for h in halves]
         test = [h[1 - train_side] for h in halves]
-        picks = best_plan(options, train, per_problem * sum(map(len, train)))
+        picks = _plan(options, train, per_problem, m)
         if picks is None:
             return None
         r, c = _score(options, picks, test)
@@ -201,6 +247,7 @@ def fit_plans(
     targets: Mapping[int, float],
     *,
     seed: int = 0,
+    shrinkage: Sequence[float] = SHRINKAGE_GRID,
 ) -> list[BudgetPlan]:
     """One plan per target budget whose mean-cost limit some plan can meet.
 
@@ -210,20 +257,29 @@ def fit_plans(
         bins: Number of bins.
         targets: Run budget N -> mean cost per problem allowed (N x the cost of one sample).
         seed: Seed of the cross-validation split.
+        shrinkage: Prior strengths m to choose from by 2-fold CV (ties: the larger m); the
+            plan is then fitted on every problem with that m.
     """
     usable = set.intersection(*(set(o.correct) for o in options)) if options else set()
     groups = [sorted(usable.intersection(by_bin.get(b, []))) for b in range(1, bins + 1)]
     n = sum(map(len, groups))
     plans: list[BudgetPlan] = []
     for target, per_problem in sorted(targets.items()):
-        picks = best_plan(options, groups, per_problem * n) if n else None
-        cv = _cross_validate(options, groups, per_problem, f"{seed}:{target}") if picks else None
-        if picks is None or cv is None:
+        tried = [
+            (cv, m)
+            for m in sorted(shrinkage)
+            if (cv := _cross_validate(options, groups, per_problem, m, f"{seed}:{target}"))
+        ]
+        if not n or not tried:
+            continue
+        (cv_acc, cv_cost), m = max(tried, key=lambda t: (t[0][0], t[1]))
+        picks = _plan(options, groups, per_problem, m)
+        if picks is None:
             continue
         right, cost = _score(options, picks, groups)
         entries = [
             _entry(b, options[k], ids)
-            for b, (k, ids) in enumerate(zip(picks, groups, strict=True), 1)
+            for b, (k, ids) in enumerate(zip(picks, groups, strict=True), start=1)
         ]
         plans.append(
             BudgetPlan(
@@ -231,8 +287,9 @@ def fit_plans(
                 limit=round(per_problem, 3),
                 accuracy=round(right / n, 4),
                 mean_cost=round(cost / n, 3),
-                cv_accuracy=round(cv[0], 4),
-                cv_mean_cost=round(cv[1], 3),
+                cv_accuracy=round(cv_acc, 4),
+                cv_mean_cost=round(cv_cost, 3),
+                shrinkage=m,
                 entries=entries,
             )
         )
