@@ -12,9 +12,10 @@ n − k more (the k are independent samples of the same prompt, so the calibrate
 n measures what the reuse gives); "best_of_n at n = k" is the estimate's own vote, for nothing
 more. A step-level θ costs the k estimation samples plus its own search.
 
-The choice is an exact multiple-choice knapsack over the bins (a frontier of (cost, correct)
+The choice is an exact multiple-choice knapsack over the bins (a frontier of (cost, value)
 pairs, pruned to the points no other point beats on both), fitted on the validation problems
-and estimated out of sample by 2-fold cross-validation within each bin.
+with per-bin accuracies shrunk towards each option's overall accuracy (the prior strength chosen
+by 2-fold cross-validation within each bin, which also estimates the plan out of sample).
 """
 
 from __future__ import annotations
