@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -95,6 +95,17 @@ def _has_space(text: str) -> bool:
     return any(ch.isspace() for ch in text)
 
 
+def _reject_booleans_as_numbers(data: dict[str, Any], fields: dict[str, Any]) -> None:
+    """`budget=True` is not 1: pydantic's lax mode would take a bool for a number."""
+    for key, value in data.items():
+        if not isinstance(value, bool) or key not in fields:
+            continue
+        annotation = fields[key].annotation
+        kinds = set(get_args(annotation)) or {annotation}
+        if bool not in kinds and kinds & {int, float}:
+            raise ConfigError(f"invalid setting: {key}: expected a number, got {str(value).lower()}")
+
+
 class Settings(BaseModel):
     """Base of every settings model: unknown keys and invalid values raise `ConfigError`."""
 
@@ -104,6 +115,7 @@ class Settings(BaseModel):
 
     def __init__(self, **data: Any) -> None:
         check_keys(data, type(self).model_fields)
+        _reject_booleans_as_numbers(data, type(self).model_fields)
         try:
             super().__init__(**data)
         except ValidationError as err:

@@ -92,6 +92,13 @@ ENTRIES: tuple[Trouble, ...] = (
         "Pass an integer. Every flag's type and range is in `--help`.",
     ),
     Trouble(
+        "number-is-boolean",
+        "A true/false where a number belongs (`--set max_samples=true`, `budget=True`).",
+        "invalid setting: max_samples: expected a number, got true",
+        "ConfigError",
+        "Pass the number itself; a boolean is not read as 1 or 0.",
+    ),
+    Trouble(
         "tau-range",
         "A SCALE threshold τ outside [0, 1] (`--set tau=1.5`, `--set tau=-0.1`).",
         "invalid setting: tau: Input should be …",

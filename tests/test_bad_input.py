@@ -220,6 +220,7 @@ CASES: list[Case] = [
     Case("budget-too-large", _solve("--budget", "100000000")),
     Case("budget-too-large", _ctx(budget=10**9), "py"),
     Case("budget-not-a-number", _solve("--budget", "lots")),
+    Case("number-is-boolean", _solve("--set", "max_samples=true")),
     Case("tau-range", _solve("--strategy", "scale", "--set", "tau=1.5")),
     Case("tau-range", _solve("--strategy", "scale", "--set", "tau=-0.1")),
     Case("tau-range", _ctx(strategy="scale", tau=2.0), "py"),
