@@ -103,7 +103,9 @@ def _reject_booleans_as_numbers(data: dict[str, Any], fields: dict[str, Any]) ->
         annotation = fields[key].annotation
         kinds = set(get_args(annotation)) or {annotation}
         if bool not in kinds and kinds & {int, float}:
-            raise ConfigError(f"invalid setting: {key}: expected a number, got {str(value).lower()}")
+            raise ConfigError(
+                f"invalid setting: {key}: expected a number, got {str(value).lower()}"
+            )
 
 
 class Settings(BaseModel):

@@ -527,7 +527,9 @@ def test_two_strategies_cannot_declare_one_setting_twice() -> None:
 def test_a_boolean_is_not_a_number_setting(key: str, value: bool) -> None:
     from langgraph_tts.context import SearchContext
 
-    with pytest.raises(ConfigError, match=rf"^invalid setting: {key}: expected a number, got {str(value).lower()}$"):
+    with pytest.raises(
+        ConfigError, match=rf"^invalid setting: {key}: expected a number, got {str(value).lower()}$"
+    ):
         SearchContext(**{key: value})
     with pytest.raises(ConfigError, match=key):
         create_search_graph("dora", **{key: value})
