@@ -35,17 +35,50 @@ from langgraph_tts.compute_optimal.table import (
 )
 from langgraph_tts.context import solve_context_model, with_overrides
 from langgraph_tts.evaluation import run_eval
+from langgraph_tts.sim.engine import SimEngine
 from langgraph_tts.sim.inprocess import SimEmbedder, SimPolicy, SimPRM
 from langgraph_tts.sim.server import SimConfig
-from langgraph_tts.sim.world import make_problems
+from langgraph_tts.sim.world import SimProblem, make_problems, problem_for
 from langgraph_tts.solve import Solver
 
 
-def _problems(world: str, n: int, seed: int) -> list[dict[str, str]]:
-    return [
-        {"id": p.id, "problem": p.text, "answer": p.answer}
-        for p in make_problems(n, scenario=world, seed=seed)
-    ]
+class _MixedEngine(SimEngine):
+    """The simulator with each problem in its own scenario's world (for `--world mixed`)."""
+
+    def __init__(self, config: SimConfig, worlds: dict[str, str]) -> None:
+        super().__init__(config)
+        self.worlds = worlds
+
+    def problem(self, text: str) -> SimProblem:
+        world = self.worlds.get(text.strip(), self.config.scenario)
+        return problem_for(text, scenario=world, seed=self.config.seed)
+
+
+def _sim_problems(world: str, n: int, seed: int) -> list[tuple[str, SimProblem]]:
+    """`mixed`: half `easy`, half `hard` problems, interleaved (as in benchmarks/adaptive.py)."""
+    if world != "mixed":
+        return [(world, p) for p in make_problems(n, scenario=world, seed=seed)]
+    easy = make_problems(n - n // 2, scenario="easy", seed=seed)
+    hard = make_problems(n // 2, scenario="hard", seed=seed)
+    mixed = [x for pair in zip(easy, hard, strict=False) for x in pair]
+    mixed += easy[len(hard) :]
+    return [("easy" if i % 2 == 0 else "hard", p) for i, p in enumerate(mixed)]
+
+
+def _clients(world: str, seed: int, problems: list[tuple[str, SimProblem]]) -> dict[str, Any]:
+    """In-process policy, PRM and embedder sharing one engine."""
+    if world == "mixed":
+        worlds = {p.text.strip(): w for w, p in problems}
+        if len(worlds) != len(problems):
+            raise SystemExit("two mixed problems share a text")
+        engine: SimEngine = _MixedEngine(SimConfig(seed=seed), worlds)
+    else:
+        engine = SimEngine(SimConfig(scenario=world, seed=seed))  # type: ignore[arg-type]
+    return {
+        "policy": SimPolicy(engine=engine),
+        "prm": SimPRM(engine=engine),
+        "embedder": SimEmbedder(engine=engine),
+    }
 
 
 def _row(label: str, kind: str, budget: int, summary: dict[str, Any]) -> dict[str, Any]:
@@ -62,13 +95,9 @@ def _row(label: str, kind: str, budget: int, summary: dict[str, Any]) -> dict[st
 
 async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Calibrate on the first half, evaluate candidates and compute-optimal on the second."""
-    config = SimConfig(scenario=args.world, seed=args.seed)
-    clients = {
-        "policy": SimPolicy(config),
-        "prm": SimPRM(config),
-        "embedder": SimEmbedder(config),
-    }
-    problems = _problems(args.world, args.problems, args.seed)
+    sim = _sim_problems(args.world, args.problems, args.seed)
+    clients = _clients(args.world, args.seed, sim)
+    problems = [{"id": p.id, "problem": p.text, "answer": p.answer} for _, p in sim]
     half = len(problems) // 2
     validation, held_out = problems[:half], problems[half:]
     ctx = with_overrides(
@@ -212,7 +241,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--world", default="default", help="simulator scenario")
+    parser.add_argument(
+        "--world", default="default", help="simulator scenario, or mixed (half easy, half hard)"
+    )
     parser.add_argument("--problems", type=int, default=400, help="half calibrate, half held out")
     parser.add_argument("--budgets", type=int, nargs="+", default=[4, 16, 64])
     parser.add_argument("--targets", type=int, nargs="+", default=[8, 16, 32, 64])
