@@ -81,6 +81,22 @@ class SimPolicy(_InProcess):
     def model(self) -> str:
         return self.config.policy_model
 
+    def _body(
+        self,
+        messages: Sequence[ChatMessage],
+        n: int,
+        params: SamplingParams | None,
+        continue_final_message: bool,
+    ) -> dict[str, Any]:
+        """`ChatPolicy`'s own request body, so the simulator sees what an HTTP client sends."""
+        return build_chat_body(
+            self.model,
+            messages,
+            n=n,
+            params=params or SamplingParams(),
+            continue_final_message=continue_final_message,
+        )
+
     async def generate(
         self,
         messages: Sequence[ChatMessage],
@@ -94,13 +110,7 @@ class SimPolicy(_InProcess):
         The body and the parsing are `ChatPolicy`'s own, so the in-process simulator sees
         exactly what an HTTP client sends and answers it the same way.
         """
-        body = build_chat_body(
-            self.model,
-            messages,
-            n=n,
-            params=params or SamplingParams(),
-            continue_final_message=continue_final_message,
-        )
+        body = self._body(messages, n, params, continue_final_message)
         payload = await self._call("/v1/chat/completions", body)
         return parse_chat_response(payload, n=n, url="sim://in-process/v1/chat/completions")
 
@@ -120,13 +130,7 @@ class SimPolicy(_InProcess):
         socket; after the stop nothing more is generated, so the engine's stats count the
         cancelled choices' tokens up to that step (`streams.aborted` counts the request).
         """
-        body = build_chat_body(
-            self.model,
-            messages,
-            n=n,
-            params=params or SamplingParams(),
-            continue_final_message=continue_final_message,
-        )
+        body = self._body(messages, n, params, continue_final_message)
         body.update(stream=True, stream_options=dict(STREAM_OPTIONS))
         if self.config.latency_ms > 0:
             await asyncio.sleep(self.config.latency_ms / 1000.0)
