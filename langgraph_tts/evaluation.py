@@ -22,6 +22,7 @@ from pydantic_core import to_jsonable_python
 from .errors import ConfigError, ServerUnavailableError
 from .grading import Grader, default_grader
 from .ledger import merge_ledgers
+from .upgrades import legacy_settings
 
 __all__ = [
     "DATASETS",
@@ -175,38 +176,20 @@ _ENDPOINT_SETTINGS = frozenset(
 )
 
 
-def _defaults(settings: Any) -> dict[str, Any]:
-    """Default value of every field of a settings model (JSON form), for `_guard_settings`."""
-    fields = getattr(type(settings), "model_fields", {})
-    out = {}
-    for name, info in fields.items():
-        if not info.is_required() and info.default_factory is None:
-            out[name] = to_jsonable_python(info.default)
-    return out
-
-
-def _guard_settings(
-    out_dir: Path,
-    settings: dict[str, Any],
-    *,
-    has_rows: bool,
-    defaults: dict[str, Any] | None = None,
-) -> None:
+def _guard_settings(out_dir: Path, settings: dict[str, Any], *, has_rows: bool) -> None:
     """Refuse to resume rows written under other settings (`run.json` remembers them), so a
     directory never mixes runs; endpoints may change between runs, and a setting the earlier
-    run did not know (added by an upgrade) may appear at its default value."""
+    run did not know (added by an upgrade) may appear where it changes nothing
+    (`settings.ADDED_SETTINGS`)."""
     kept = {k: v for k, v in settings.items() if k not in _ENDPOINT_SETTINGS}
     path = out_dir / "run.json"
     if has_rows and path.exists():
         before = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
-        known = defaults or {}
-        new_at_default = {
-            k for k in kept.keys() - before.keys() if k in known and kept[k] == known[k]
-        }
+        unknown_then = (kept.keys() - before.keys()) & legacy_settings(kept)
         changed = sorted(
             k
             for k in kept.keys() | before.keys()
-            if kept.get(k) != before.get(k) and k not in new_at_default
+            if kept.get(k) != before.get(k) and k not in unknown_then
         )
         if changed:
             diff = ", ".join(f"{k}: {before.get(k)!r} -> {kept.get(k)!r}" for k in changed[:4])
@@ -282,12 +265,7 @@ async def run_eval(
     )
     settings_dict.pop("api_key", None)
     settings_dict = to_jsonable_python(settings_dict)  # e.g. a strategy table object
-    _guard_settings(
-        out_dir,
-        {**settings_dict, "dataset": dataset},
-        has_rows=bool(done),
-        defaults=_defaults(settings),
-    )
+    _guard_settings(out_dir, {**settings_dict, "dataset": dataset}, has_rows=bool(done))
     _end_torn_line(results_path)
     with results_path.open("a", encoding="utf-8") as sink:
 

@@ -37,6 +37,7 @@ __all__ = [
 
 S = TypeVar("S", bound="Settings")
 
+
 ENV_SETTINGS: dict[str, tuple[str, str | None]] = {
     "base_url": ("LANGGRAPH_TTS_BASE_URL", "http://127.0.0.1:8000/v1"),
     "model": ("LANGGRAPH_TTS_MODEL", "Qwen/Qwen2.5-1.5B-Instruct"),

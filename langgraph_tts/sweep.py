@@ -35,6 +35,7 @@ from .replicas import (
     replica_fault,
 )
 from .store import CellKey, ResultStore
+from .upgrades import legacy_settings
 
 __all__ = [
     "NON_RESULT_SETTINGS",
@@ -144,8 +145,14 @@ def settings_dict(ctx: Any) -> dict[str, Any]:
 
 
 def fingerprint(ctx: Any) -> tuple[str, dict[str, Any]]:
-    """A short hash of every setting that changes results, and those settings."""
-    kept = {k: v for k, v in settings_dict(ctx).items() if k not in NON_RESULT_SETTINGS}
+    """A short hash of every setting that changes results, and those settings.
+
+    A setting added by an upgrade is left out where it changes nothing
+    (`settings.ADDED_SETTINGS`), so finished cells keep their fingerprint across the upgrade.
+    """
+    values = settings_dict(ctx)
+    skip = NON_RESULT_SETTINGS | legacy_settings(values)
+    kept = {k: v for k, v in values.items() if k not in skip}
     text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12], kept
 

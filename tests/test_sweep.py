@@ -366,7 +366,7 @@ def test_an_adaptive_sweep_shares_one_budget_pool_without_changing_its_fingerpri
 
 
 async def test_run_eval_resumes_across_an_upgrade_that_adds_a_setting(tmp_path: Path) -> None:
-    """A setting the earlier run did not know may appear at its default, not at another value."""
+    """A setting the earlier run did not know is ignored only where it changes nothing."""
     import json
 
     from langgraph_tts.context import SearchContext
@@ -378,13 +378,32 @@ async def test_run_eval_resumes_across_an_upgrade_that_adds_a_setting(tmp_path: 
 
     problems = [{"id": "a", "problem": "1", "answer": "1"}]
     common: dict[str, Any] = {"dataset": "d", "grader": default_grader()}
-    ctx = SearchContext(strategy="dora", budget=4)
-    await run_eval(solve, problems, tmp_path, settings=ctx, **common)
-    run = json.loads((tmp_path / "run.json").read_text())
-    del run["settings"]["adaptive_confidence"]  # as if written before the setting existed
-    (tmp_path / "run.json").write_text(json.dumps(run))
-    await run_eval(solve, problems, tmp_path, settings=ctx, **common)
-    (tmp_path / "run.json").write_text(json.dumps(run))
-    changed = SearchContext(strategy="dora", budget=4, adaptive_confidence=0.99)
-    with pytest.raises(ConfigError, match=r"adaptive_confidence: None -> 0.99"):
-        await run_eval(solve, problems, tmp_path, settings=changed, **common)
+
+    async def resume(first: Any, then: Any, where: Path) -> None:
+        await run_eval(solve, problems, where, settings=first, **common)
+        run = json.loads((where / "run.json").read_text())
+        del run["settings"]["adaptive_cancel"]  # as if written before the setting existed
+        (where / "run.json").write_text(json.dumps(run))
+        await run_eval(solve, problems, where, settings=then, **common)
+
+    fixed = SearchContext(strategy="self_consistency", budget=4)
+    await resume(fixed, fixed, tmp_path / "fixed")  # not adaptive: cancelling changes nothing
+    adaptive = SearchContext(strategy="self_consistency", budget=4, adaptive=True)
+    with pytest.raises(ConfigError, match=r"adaptive_cancel: None -> True"):
+        await resume(adaptive, adaptive, tmp_path / "adaptive")  # rounds now stop early
+    whole_rounds = SearchContext(
+        strategy="self_consistency", budget=4, adaptive=True, adaptive_cancel=False
+    )
+    await resume(whole_rounds, whole_rounds, tmp_path / "whole")  # as before the upgrade
+
+
+def test_fingerprints_leave_out_added_settings_where_they_change_nothing() -> None:
+    from langgraph_tts.context import SearchContext
+
+    fp, kept = fingerprint(SearchContext(strategy="dora", budget=4))
+    assert "adaptive_cancel" not in kept and "adaptive_confidence" in kept
+    _, kept = fingerprint(SearchContext(strategy="dora", budget=4, adaptive=True))
+    assert "adaptive_cancel" not in kept  # DORA's rounds are never cancelled
+    _, kept = fingerprint(SearchContext(strategy="self_consistency", budget=4, adaptive=True))
+    assert kept["adaptive_cancel"] is True
+    assert fingerprint(SearchContext(strategy="dora", budget=4, adaptive_cancel=False))[0] == fp
