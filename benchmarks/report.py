@@ -308,8 +308,8 @@ def render() -> str:
         parts += [
             "## Requests, latency floor and client CPU",
             "",
-            "Measured on 2026-11-23 (before this page's other tables; the request pattern has "
-            "not changed since, the seeds of the samples have). "
+            "Measured on 2026-11-30 (re-measured after the streaming client landed; the "
+            "previous figures were from 2026-11-23). "
             f"`python benchmarks/throughput.py --latency-ms {tp['latency_ms']:.0f} --problems "
             f"{tp['problems']}` (simulator in another process, {tp['latency_ms']:.0f} ms per "
             "request, DORA):",
@@ -352,8 +352,8 @@ def render() -> str:
             "PRM scoring and embedding of an iteration run in the same LangGraph super-step, "
             "so their latencies overlap; the second floor counts them once. At N=64 the wall "
             f"time is {'within' if met else 'above'} the target of 1.3x the first floor in "
-            "this run; over seven runs on this shared 2-core machine it was 1.10-1.25x in six "
-            "and 1.46x in one. "
+            "this run; three runs on 2026-11-30 gave 1.03, 1.06 and 1.03 (on 2026-11-23, seven "
+            "runs gave 1.10-1.25x in six and 1.46x in one). "
             "The zero-latency rows show "
             "what is left on top of the latencies: the client's CPU and the simulator's (it "
             "answers the ~40 requests of an iteration from one Python process). An iteration "
