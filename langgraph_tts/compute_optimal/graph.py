@@ -32,14 +32,13 @@ from typing_extensions import TypedDict
 
 from .._factory import RECURSION_LIMIT, bind_settings, compile_graph
 from .._sync import node
-from ..answers import vote
 from ..clients.types import Embedder, Policy, RewardModel
 from ..context import compute_optimal_context_model, search_context_model
 from ..errors import ConfigError
 from ..grading import Grader, default_grader
 from ..ledger import Ledger, merge_ledgers
 from ..search.graph import build_search_graph
-from ..search.nodes import answer_message, problem_from
+from ..search.nodes import answer_message, cast_vote, problem_from, vote_groups
 from ..settings import overlay
 from ..state import SearchInput, SearchOutput, TreeNode
 from ..strategies import get_strategy
@@ -309,30 +308,25 @@ class ComputeOptimalNodes:
         self, ctx: Any, state: ComputeOptimalState
     ) -> tuple[str | None, dict[str, Any]]:
         """Best-of-N's vote over the k estimation samples and the search's new ones."""
-        nodes = state.get("nodes") or []
-        fresh = [(nodes[i]["answer"], nodes[i]["score"]) for i in state.get("completed") or []]
-        voters = [*map(tuple, state["estimate"]["voters"]), *fresh]
-        answers = [a for a, _ in voters]
-        rule = get_strategy("best_of_n").vote_rule(ctx)
-        if rule != "majority" and any(score is None for _, score in voters):
-            rule = "majority"
-        scores = [float(sc or 0.0) for _, sc in voters] if rule != "majority" else None
-        grader = self.grader or default_grader()
-        result = vote(answers, scores, await grader.agroup(answers), rule)
-        reused = len(state["estimate"]["voters"])
+        nodes, completed = state.get("nodes") or [], state.get("completed") or []
+        reused = [tuple(v) for v in state["estimate"]["voters"]]
+        voters = [*reused, *((nodes[i]["answer"], nodes[i]["score"]) for i in completed)]
+        result = await cast_vote(
+            [answer for answer, _ in voters],
+            [score for _, score in voters],
+            get_strategy("best_of_n").vote_rule(ctx),
+            self.grader or default_grader(),
+        )
         winner = result.winner
         return result.answer, {
             "answer": result.answer,
             "voters": len(voters),
-            "vote": rule,
+            "vote": result.rule,
             # the winner's index in `completed`, or None if it is one of the reused samples
             "winner": None
-            if winner is None or winner < reused
-            else state["completed"][winner - reused],
-            "groups": [
-                {"answer": g.answer, "count": g.count, "weight": round(g.weight, 6)}
-                for g in result.groups
-            ],
+            if winner is None or winner < len(reused)
+            else completed[winner - len(reused)],
+            "groups": vote_groups(result),
         }
 
 

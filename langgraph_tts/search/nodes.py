@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
-from ..answers import extract_answer, split_steps, vote
+from ..answers import VoteResult, VoteRule, extract_answer, split_steps, vote
 from ..clients.types import (
     ChatMessage,
     EarlyStopPolicy,
@@ -556,31 +556,25 @@ class SearchNodes:
         final = state.get("completed", [])
         if not rounds:  # fixed N: the first N finished solutions vote; adaptive: all of them
             final = final[: spec.rollouts(ctx)]
-        answers = [nodes[i]["answer"] for i in final]
-        rule = spec.vote_rule(ctx)
-        scored = all(nodes[i]["score"] is not None for i in final)
-        if rule != "majority" and not scored:
-            rule = "majority"
-        grader = self.grader or default_grader()
-        group_ids = await grader.agroup(answers)
-        scores = [nodes[i]["score"] or 0.0 for i in final] if rule != "majority" else None
-        result = vote(answers, scores, group_ids, rule)
+        result = await cast_vote(
+            [nodes[i]["answer"] for i in final],
+            [nodes[i]["score"] for i in final],
+            spec.vote_rule(ctx),
+            self.grader or default_grader(),
+        )
         winner = final[result.winner] if result.winner is not None else None
         summary = {
             "answer": result.answer,
             "strategy": ctx.strategy,
             "budget": rounds.get("budget", ctx.budget),
-            "vote": rule,
+            "vote": result.rule,
             "verifier": state.get("verifier", "none"),
             "winner": winner,
             "voters": len(final),
             "finished": len(state.get("completed", [])),
             "iterations": state["iteration"],
             "stop_reason": state.get("stop_reason", ""),
-            "groups": [
-                {"answer": g.answer, "count": g.count, "weight": round(g.weight, 6)}
-                for g in result.groups
-            ],
+            "groups": vote_groups(result),
         }
         if winner is not None:
             summary["solution"] = path_text(nodes, winner)
@@ -797,6 +791,27 @@ def _allocate(
     return [
         (nid, count, float(w), None if g is None else float(g))
         for nid, count, w, g in zip(ids, result.counts, result.weights, gammas, strict=True)
+    ]
+
+
+async def cast_vote(
+    answers: Sequence[str | None],
+    scores: Sequence[float | None],
+    rule: VoteRule,
+    grader: Grader,
+) -> VoteResult:
+    """The final vote: `rule` over the `grader`'s answer groups, or plain majority if a voter
+    has no score (`VoteResult.rule` says which was applied)."""
+    if rule != "majority" and any(score is None for score in scores):
+        rule = "majority"
+    weights = [float(score or 0.0) for score in scores] if rule != "majority" else None
+    return vote(answers, weights, await grader.agroup(answers), rule)
+
+
+def vote_groups(result: VoteResult) -> list[dict[str, Any]]:
+    """The vote's answer groups as a run reports them (best first)."""
+    return [
+        {"answer": g.answer, "count": g.count, "weight": round(g.weight, 6)} for g in result.groups
     ]
 
 
