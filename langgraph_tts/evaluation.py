@@ -180,7 +180,7 @@ def _guard_settings(out_dir: Path, settings: dict[str, Any], *, has_rows: bool) 
     """Refuse to resume rows written under other settings (`run.json` remembers them), so a
     directory never mixes runs; endpoints may change between runs, and a setting the earlier
     run did not know (added by an upgrade) may appear where it changes nothing
-    (`settings.ADDED_SETTINGS`)."""
+    (`upgrades.ADDED_SETTINGS`)."""
     kept = {k: v for k, v in settings.items() if k not in _ENDPOINT_SETTINGS}
     path = out_dir / "run.json"
     if has_rows and path.exists():

@@ -148,7 +148,7 @@ def fingerprint(ctx: Any) -> tuple[str, dict[str, Any]]:
     """A short hash of every setting that changes results, and those settings.
 
     A setting added by an upgrade is left out where it changes nothing
-    (`settings.ADDED_SETTINGS`), so finished cells keep their fingerprint across the upgrade.
+    (`upgrades.ADDED_SETTINGS`), so finished cells keep their fingerprint across the upgrade.
     """
     values = settings_dict(ctx)
     skip = NON_RESULT_SETTINGS | legacy_settings(values)

@@ -33,6 +33,7 @@ from .table import (
     StrategyTable,
     candidates_for,
     fit_table,
+    group_by_bin,
 )
 
 __all__ = ["calibrate", "run_name"]
@@ -75,9 +76,7 @@ def _plans(
     unit = fmean(est.cost.values()) / k if est.cost else 0.0
     if unit <= 0:
         return table
-    by_bin: dict[int, list[str]] = {}
-    for pid, score in scores.items():
-        by_bin.setdefault(table.bin_of(score), []).append(pid)
+    by_bin = group_by_bin(scores, table.thresholds)
     limits = {n: n * unit for n in targets}
     plans = fit_plans(options_for(est, runs, k), by_bin, table.bins, limits, seed=seed)
     return table.model_copy(update={"plans": plans, "cost_metric": metric})

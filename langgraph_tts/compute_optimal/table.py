@@ -54,6 +54,7 @@ __all__ = [
     "fit_table",
     "format_plans",
     "format_table",
+    "group_by_bin",
     "parse_table",
 ]
 
@@ -91,6 +92,14 @@ def assign_bin(score: float, thresholds: Sequence[float]) -> int:
     Higher scores mean easier problems, so the bin never increases with the score.
     """
     return len(thresholds) + 1 - bisect.bisect_right(list(thresholds), score)
+
+
+def group_by_bin(scores: Mapping[str, float], thresholds: Sequence[float]) -> dict[int, list[str]]:
+    """Problem ids by difficulty bin (only bins that have problems)."""
+    by_bin: dict[int, list[str]] = {}
+    for pid, score in scores.items():
+        by_bin.setdefault(assign_bin(score, thresholds), []).append(pid)
+    return by_bin
 
 
 # --- the table --------------------------------------------------------------------------------
@@ -336,9 +345,7 @@ def fit_table(
     if not runs:
         raise ValueError("fit_table needs at least one candidate run")
     thresholds = fit_bins(list(scores.values()), bins)
-    by_bin: dict[int, list[str]] = {}
-    for pid, score in scores.items():
-        by_bin.setdefault(assign_bin(score, thresholds), []).append(pid)
+    by_bin = group_by_bin(scores, thresholds)
     cells: list[Cell] = []
     for budget in sorted({r.budget for r in runs}):
         group = [r for r in runs if r.budget == budget]
