@@ -6,7 +6,26 @@ import re
 import subprocess
 import sys
 
-__all__ = ["start_sim"]
+from langgraph_tts.sim.world import SimProblem, make_problems
+
+__all__ = ["start_sim", "world_problems"]
+
+
+def world_problems(world: str, n: int, seed: int) -> list[tuple[str, SimProblem]]:
+    """`n` simulated problems, each with the scenario it lives in.
+
+    `mixed` is half `easy` and half `hard` problems, interleaved (easy, hard, easy, ...) so a
+    pool or a calibration sees both kinds from the start: a bimodal difficulty none of the
+    scenarios has.
+    """
+    if world != "mixed":
+        return [(world, p) for p in make_problems(n, scenario=world, seed=seed)]
+    easy = make_problems(n - n // 2, scenario="easy", seed=seed)
+    hard = make_problems(n // 2, scenario="hard", seed=seed)
+    pairs = [
+        (w, p) for e, h in zip(easy, hard, strict=False) for w, p in (("easy", e), ("hard", h))
+    ]
+    return pairs + [("easy", p) for p in easy[len(hard) :]]
 
 
 def start_sim(*args: str) -> tuple[subprocess.Popen[str], str]:

@@ -28,26 +28,18 @@ import time
 from collections import Counter
 from typing import Any
 
+from _sim import world_problems  # benchmarks/_sim.py
+
 from langgraph_tts import create_search_graph
 from langgraph_tts.context import SearchContext
 from langgraph_tts.sim.inprocess import SimEmbedder, SimPolicy, SimPRM
 from langgraph_tts.sim.server import SimConfig
-from langgraph_tts.sim.world import SimProblem, is_correct, make_problems
+from langgraph_tts.sim.world import SimProblem, is_correct
 from langgraph_tts.strategies.pool import BudgetPool
 
 STRATEGIES = ["best_of_n", "rebase", "dora", "particle_filtering"]
 MODES = ("fixed", "adaptive", "adaptive+pool")
 SCENARIOS = ["default", "popular_worse", "hard", "mixed"]
-
-
-def _problems(scenario: str, n: int, seed: int) -> list[tuple[str, SimProblem]]:
-    if scenario != "mixed":
-        return [(scenario, p) for p in make_problems(n, scenario=scenario, seed=seed)]
-    easy = make_problems(n - n // 2, scenario="easy", seed=seed)
-    hard = make_problems(n // 2, scenario="hard", seed=seed)
-    mixed = [("easy", p) for p in easy] + [("hard", p) for p in hard]
-    # interleave so the pool sees both kinds from the start
-    return [mixed[i] for i in sorted(range(len(mixed)), key=lambda i: (i % len(easy), i))]
 
 
 async def run_cell(
@@ -223,7 +215,7 @@ def svg(cells: list[dict[str, Any]], scenario: str) -> str:
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     cells = []
     for scenario in args.scenarios:
-        problems = _problems(scenario, args.problems, args.seed)
+        problems = world_problems(scenario, args.problems, args.seed)
         for strategy in args.strategies:
             plan = [("fixed", b) for b in args.fixed] + [
                 (m, b) for m in args.modes for b in args.adaptive

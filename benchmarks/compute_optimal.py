@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _sim import world_problems  # benchmarks/_sim.py
+
 from langgraph_tts.compute_optimal.calibrate import calibrate, run_name
 from langgraph_tts.compute_optimal.table import (
     StrategyTable,
@@ -38,7 +40,7 @@ from langgraph_tts.evaluation import run_eval
 from langgraph_tts.sim.engine import SimEngine
 from langgraph_tts.sim.inprocess import SimEmbedder, SimPolicy, SimPRM
 from langgraph_tts.sim.server import SimConfig
-from langgraph_tts.sim.world import SimProblem, make_problems, problem_for
+from langgraph_tts.sim.world import SimProblem, problem_for
 from langgraph_tts.solve import Solver
 
 
@@ -52,17 +54,6 @@ class _MixedEngine(SimEngine):
     def problem(self, text: str) -> SimProblem:
         world = self.worlds.get(text.strip(), self.config.scenario)
         return problem_for(text, scenario=world, seed=self.config.seed)
-
-
-def _sim_problems(world: str, n: int, seed: int) -> list[tuple[str, SimProblem]]:
-    """`mixed`: half `easy`, half `hard` problems, interleaved (as in benchmarks/adaptive.py)."""
-    if world != "mixed":
-        return [(world, p) for p in make_problems(n, scenario=world, seed=seed)]
-    easy = make_problems(n - n // 2, scenario="easy", seed=seed)
-    hard = make_problems(n // 2, scenario="hard", seed=seed)
-    mixed = [x for pair in zip(easy, hard, strict=False) for x in pair]
-    mixed += easy[len(hard) :]
-    return [("easy" if i % 2 == 0 else "hard", p) for i, p in enumerate(mixed)]
 
 
 def _clients(world: str, seed: int, problems: list[tuple[str, SimProblem]]) -> dict[str, Any]:
@@ -95,7 +86,7 @@ def _row(label: str, kind: str, budget: int, summary: dict[str, Any]) -> dict[st
 
 async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """Calibrate on the first half, evaluate candidates and compute-optimal on the second."""
-    sim = _sim_problems(args.world, args.problems, args.seed)
+    sim = world_problems(args.world, args.problems, args.seed)
     clients = _clients(args.world, args.seed, sim)
     problems = [{"id": p.id, "problem": p.text, "answer": p.answer} for _, p in sim]
     half = len(problems) // 2
