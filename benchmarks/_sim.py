@@ -16,7 +16,9 @@ def world_problems(world: str, n: int, seed: int) -> list[tuple[str, SimProblem]
 
     `mixed` is half `easy` and half `hard` problems, interleaved (easy, hard, easy, ...) so a
     pool or a calibration sees both kinds from the start: a bimodal difficulty none of the
-    scenarios has.
+    scenarios has. The simulator knows a problem by its text, so where an easy and a hard
+    problem happen to share one (none do up to n = 400) the later is left out and the list is
+    that much shorter.
     """
     if world != "mixed":
         return [(world, p) for p in make_problems(n, scenario=world, seed=seed)]
@@ -25,7 +27,13 @@ def world_problems(world: str, n: int, seed: int) -> list[tuple[str, SimProblem]
     pairs = [
         (w, p) for e, h in zip(easy, hard, strict=False) for w, p in (("easy", e), ("hard", h))
     ]
-    return pairs + [("easy", p) for p in easy[len(hard) :]]
+    seen: set[str] = set()
+    unique = []
+    for world_name, problem in pairs + [("easy", p) for p in easy[len(hard) :]]:
+        if problem.text.strip() not in seen:
+            seen.add(problem.text.strip())
+            unique.append((world_name, problem))
+    return unique
 
 
 def start_sim(*args: str) -> tuple[subprocess.Popen[str], str]:

@@ -36,7 +36,7 @@ from langgraph_tts.compute_optimal.table import (
     format_table,
 )
 from langgraph_tts.context import solve_context_model, with_overrides
-from langgraph_tts.evaluation import run_eval
+from langgraph_tts.evaluation import read_results, run_eval
 from langgraph_tts.sim.engine import SimEngine
 from langgraph_tts.sim.inprocess import SimEmbedder, SimPolicy, SimPRM
 from langgraph_tts.sim.server import SimConfig
@@ -72,7 +72,10 @@ def _clients(world: str, seed: int, problems: list[tuple[str, SimProblem]]) -> d
     }
 
 
-def _row(label: str, kind: str, budget: int, summary: dict[str, Any]) -> dict[str, Any]:
+def _row(label: str, kind: str, budget: int, run_dir: Path) -> dict[str, Any]:
+    """A held-out run's summary and its per-problem outcomes (for the paired comparison)."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    rows = read_results(run_dir / "results.jsonl")
     return {
         "label": label,
         "kind": kind,
@@ -81,6 +84,7 @@ def _row(label: str, kind: str, budget: int, summary: dict[str, Any]) -> dict[st
         "samples": round(summary["mean_samples"], 2),
         "tokens": round(summary["mean_completion_tokens"], 1),
         "n": summary["n"],
+        "correct": {pid: bool(r.get("correct")) for pid, r in sorted(rows.items())},
     }
 
 
@@ -89,7 +93,9 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     sim = world_problems(args.world, args.problems, args.seed)
     clients = _clients(args.world, args.seed, sim)
     problems = [{"id": p.id, "problem": p.text, "answer": p.answer} for _, p in sim]
-    half = len(problems) // 2
+    half = args.validation if args.validation is not None else len(problems) // 2
+    if not 0 < half < len(problems):
+        raise SystemExit(f"--validation must be between 1 and {len(problems) - 1}")
     validation, held_out = problems[:half], problems[half:]
     ctx = with_overrides(
         solve_context_model()(), seed=args.seed, difficulty_samples=args.difficulty_samples
@@ -115,20 +121,16 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     rows = []
     for budget in args.budgets:
         for choice in candidates_for(args.strategies, budget):
-            summary = json.loads(
-                (out / "held_out" / run_name(choice, budget) / "summary.json").read_text()
+            rows.append(
+                _row(choice.name, "single", budget, out / "held_out" / run_name(choice, budget))
             )
-            rows.append(_row(choice.name, "single", budget, summary))
     for budget in args.reference_budgets:  # more points on best-of-N's curve
         ref = with_overrides(ctx, strategy="best_of_n", budget=budget)
-        summary = await run_eval(
-            Solver(ref, **clients),
-            held_out,
-            out / "reference" / f"best_of_n-n{budget}",
-            settings=ref,
-            concurrency=args.concurrency,
+        ref_dir = out / "reference" / f"best_of_n-n{budget}"
+        await run_eval(
+            Solver(ref, **clients), held_out, ref_dir, settings=ref, concurrency=args.concurrency
         )
-        rows.append(_row("best_of_n", "single", budget, summary))
+        rows.append(_row("best_of_n", "single", budget, ref_dir))
     for target in [p.target for p in table.plans]:
         for plans in (True, False):
             co = with_overrides(
@@ -139,11 +141,12 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                 Solver(co, **clients), held_out, run_dir, settings=co, concurrency=args.concurrency
             )
             label = "compute_optimal" if plans else "compute_optimal (θ per bin, N fixed)"
-            rows.append(_row(label, "compute_optimal", target, summary))
+            rows.append(_row(label, "compute_optimal", target, run_dir))
             say(f"{label} @ {target}", summary)
     return {
         "world": args.world,
         "problems": args.problems,
+        "validation": half,
         "difficulty_samples": args.difficulty_samples,
         "cost": args.cost,
         "seconds": round(time.perf_counter() - started, 1),
@@ -175,6 +178,54 @@ def _ratio(row: dict[str, Any], rows: list[dict[str, Any]], key: str) -> str:
     return f"{need:.0f} ({need / row[key]:.1f}x)"
 
 
+def best_single_within(row: dict[str, Any], rows: list[dict[str, Any]], key: str) -> dict | None:
+    """The most accurate single-strategy row that spent no more `key` per problem than `row`."""
+    within = [r for r in rows if r["kind"] == "single" and r[key] <= row[key]]
+    return max(within, key=lambda r: (r["accuracy"], -r[key]), default=None)
+
+
+def paired_difference(
+    a: dict[str, bool], b: dict[str, bool], *, resamples: int = 4000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Accuracy of `a` minus `b` on the problems both answered, with a 95 % paired bootstrap
+    interval (problems resampled with replacement, the two outcomes of a problem together)."""
+    import numpy as np
+
+    ids = sorted(a.keys() & b.keys())
+    diff = np.array([float(a[i]) - float(b[i]) for i in ids])
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return float(diff.mean()), float(low), float(high)
+
+
+def against_best_single(result: dict[str, Any]) -> list[str]:
+    """Markdown rows: each compute-optimal run against the best single strategy that spent no
+    more, in the plans' cost metric, with the paired difference."""
+    key = "tokens" if result["cost"] == "completion_tokens" else "samples"
+    lines = [
+        f"| compute-optimal | {key}/problem | accuracy | best single at no more {key} | "
+        "accuracy | difference [95 % paired bootstrap] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        if row["label"] != "compute_optimal" or "correct" not in row:
+            continue
+        best = best_single_within(row, result["rows"], key)
+        if best is None:
+            lines.append(
+                f"| N = {row['budget']} | {row[key]:.1f} | {row['accuracy']:.3f} | none | | |"
+            )
+            continue
+        d, low, high = paired_difference(row["correct"], best["correct"])
+        lines.append(
+            f"| N = {row['budget']} | {row[key]:.1f} | {row['accuracy']:.3f} | "
+            f"{best['label']}@{best['budget']} ({best[key]:.1f}) | {best['accuracy']:.3f} | "
+            f"{d:+.3f} [{low:+.3f}, {high:+.3f}] |"
+        )
+    return lines
+
+
 def render(result: dict[str, Any]) -> str:
     """Markdown: the plans, then every held-out row sorted by samples."""
     table = StrategyTable.model_validate(result["table"])
@@ -191,7 +242,13 @@ def render(result: dict[str, Any]) -> str:
             f"{r['tokens']:.0f} | {_ratio(r, result['rows'], 'samples')} | "
             f"{_ratio(r, result['rows'], 'tokens')} |"
         )
+    if any("correct" in r for r in result["rows"]):
+        lines += ["", *against_best_single(result)]
     return "\n".join(lines)
+
+
+def _held_out(result: dict[str, Any]) -> int:
+    return int(result["problems"]) - int(result.get("validation", result["problems"] // 2))
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -223,7 +280,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     axes[0].set_ylabel("held-out accuracy")
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle(
-        f"sim:{result['world']}, {result['problems'] // 2} held-out problems, "
+        f"sim:{result['world']}, {_held_out(result)} held-out problems, "
         f"k={result['difficulty_samples']}, plans in {result['cost']}"
     )
     fig.tight_layout()
@@ -236,6 +293,9 @@ def main() -> None:
         "--world", default="default", help="simulator scenario, or mixed (half easy, half hard)"
     )
     parser.add_argument("--problems", type=int, default=400, help="half calibrate, half held out")
+    parser.add_argument(
+        "--validation", type=int, help="calibrate on the first VALIDATION problems (default: half)"
+    )
     parser.add_argument("--budgets", type=int, nargs="+", default=[4, 16, 64])
     parser.add_argument("--targets", type=int, nargs="+", default=[8, 16, 32, 64])
     parser.add_argument(

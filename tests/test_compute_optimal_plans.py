@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import RecordingPolicy
+from fakes import RecordingPolicy, load_benchmark
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -276,3 +276,47 @@ async def test_calibrate_fits_plans_for_affordable_targets(tmp_path: Path) -> No
         assert all(e.budget >= 4 or e.choice.strategy != "best_of_n" for e in plan.entries)
     assert all(e.name == "best_of_n@4" for e in table.plans[0].entries)  # only the estimate fits
     assert table.plans[-1].accuracy >= table.plans[0].accuracy
+
+
+def test_benchmark_compares_against_the_best_single_strategy_that_spent_no_more() -> None:
+    """The compute-optimal benchmark's verdict: the best single row within the same mean cost,
+    and a paired bootstrap interval that is exact when every problem moves together."""
+    bench = load_benchmark("compute_optimal")
+    ids = [f"p{i}" for i in range(100)]
+    co = {i: k < 90 for k, i in enumerate(ids)}
+    cheap = {i: k < 80 for k, i in enumerate(ids)}
+    dear = {i: True for i in ids}
+    rows = [
+        {
+            "label": "best_of_n",
+            "kind": "single",
+            "budget": 16,
+            "accuracy": 0.8,
+            "samples": 16.0,
+            "correct": cheap,
+        },
+        {
+            "label": "dvts(M=4)",
+            "kind": "single",
+            "budget": 16,
+            "accuracy": 1.0,
+            "samples": 97.0,
+            "correct": dear,
+        },
+        {
+            "label": "compute_optimal",
+            "kind": "compute_optimal",
+            "budget": 16,
+            "accuracy": 0.9,
+            "samples": 17.0,
+            "correct": co,
+        },
+    ]
+    best = bench.best_single_within(rows[2], rows, "samples")
+    assert best is rows[0]  # DVTS is better but spent more
+    d, low, high = bench.paired_difference(co, cheap)
+    assert d == pytest.approx(0.10)
+    assert low < 0.10 < high and low > 0.0  # ten problems differ, all in CO's favour
+    assert bench.paired_difference(cheap, cheap) == (0.0, 0.0, 0.0)
+    lines = bench.against_best_single({"cost": "samples", "rows": rows})
+    assert "best_of_n@16 (16.0)" in lines[-1] and "+0.100" in lines[-1]

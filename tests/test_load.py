@@ -10,14 +10,12 @@ not collapse). The simulator and the client each run in their own process on 127
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import load_benchmark
 
 pytestmark = pytest.mark.e2e
 
@@ -29,20 +27,8 @@ GROWTH_KB_BOUND = 2048
 2-core machine in the full suite, where 200 problems amortise the allocator's arenas poorly."""
 
 
-def _load_benchmark() -> Any:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "load.py"
-    if str(path.parent) not in sys.path:  # as `python benchmarks/load.py` has it: `_sim` beside
-        sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location("load_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_200_in_flight_fast_and_slow_server_bounded(record_property: Any) -> None:
-    load = _load_benchmark()
+    load = load_benchmark("load")
     fast, slow = load.run(
         [IN_FLIGHT],
         [0.0, SLOW_MS],
