@@ -72,7 +72,13 @@ def _clients(world: str, seed: int, problems: list[tuple[str, SimProblem]]) -> d
     }
 
 
-def _row(label: str, kind: str, budget: int, run_dir: Path) -> dict[str, Any]:
+def outcomes(rows: dict[str, Any], ids: list[str]) -> str:
+    """Per problem of `ids`, in order: 1 right, 0 wrong, - no row or an error."""
+    marks = (rows.get(i) for i in ids)
+    return "".join("-" if r is None or r.get("error") else "01"[bool(r["correct"])] for r in marks)
+
+
+def _row(label: str, kind: str, budget: int, run_dir: Path, ids: list[str]) -> dict[str, Any]:
     """A held-out run's summary and its per-problem outcomes (for the paired comparison)."""
     summary = json.loads((run_dir / "summary.json").read_text())
     rows = read_results(run_dir / "results.jsonl")
@@ -84,7 +90,7 @@ def _row(label: str, kind: str, budget: int, run_dir: Path) -> dict[str, Any]:
         "samples": round(summary["mean_samples"], 2),
         "tokens": round(summary["mean_completion_tokens"], 1),
         "n": summary["n"],
-        "correct": {pid: bool(r.get("correct")) for pid, r in sorted(rows.items())},
+        "correct": outcomes(rows, ids),
     }
 
 
@@ -97,6 +103,7 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     if not 0 < half < len(problems):
         raise SystemExit(f"--validation must be between 1 and {len(problems) - 1}")
     validation, held_out = problems[:half], problems[half:]
+    ids = [p["id"] for p in held_out]
     ctx = with_overrides(
         solve_context_model()(), seed=args.seed, difficulty_samples=args.difficulty_samples
     )
@@ -113,7 +120,13 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     table = await calibrate(
-        validation, ctx, out / "validation", targets=args.targets, on_run=say, **common
+        validation,
+        ctx,
+        out / "validation",
+        targets=args.targets,
+        bon_pool=args.bon_pool,
+        on_run=say,
+        **common,
     )
     print(format_table(table), format_plans(table), sep="\n\n", file=sys.stderr)
     # held out: every candidate at every budget (and the difficulty run = best-of-N at k)
@@ -122,7 +135,9 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     for budget in args.budgets:
         for choice in candidates_for(args.strategies, budget):
             rows.append(
-                _row(choice.name, "single", budget, out / "held_out" / run_name(choice, budget))
+                _row(
+                    choice.name, "single", budget, out / "held_out" / run_name(choice, budget), ids
+                )
             )
     for budget in args.reference_budgets:  # more points on best-of-N's curve
         ref = with_overrides(ctx, strategy="best_of_n", budget=budget)
@@ -130,25 +145,28 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         await run_eval(
             Solver(ref, **clients), held_out, ref_dir, settings=ref, concurrency=args.concurrency
         )
-        rows.append(_row("best_of_n", "single", budget, ref_dir))
+        rows.append(_row("best_of_n", "single", budget, ref_dir, ids))
     for target in [p.target for p in table.plans]:
         for plans in (True, False):
             co = with_overrides(
                 ctx, strategy="compute_optimal", table=table, budget=target, bin_budgets=plans
             )
-            run_dir = out / args.cost / f"compute_optimal-n{target}{'' if plans else '-fixed'}"
+            kind = f"{args.cost}-pool{args.bon_pool}" if args.bon_pool else args.cost
+            run_dir = out / kind / f"compute_optimal-n{target}{'' if plans else '-fixed'}"
             summary = await run_eval(
                 Solver(co, **clients), held_out, run_dir, settings=co, concurrency=args.concurrency
             )
             label = "compute_optimal" if plans else "compute_optimal (θ per bin, N fixed)"
-            rows.append(_row(label, "compute_optimal", target, run_dir))
+            rows.append(_row(label, "compute_optimal", target, run_dir, ids))
             say(f"{label} @ {target}", summary)
     return {
         "world": args.world,
-        "problems": args.problems,
+        "problems": len(problems),
         "validation": half,
         "difficulty_samples": args.difficulty_samples,
         "cost": args.cost,
+        "bon_pool": args.bon_pool,
+        "held_out_ids": ids,
         "seconds": round(time.perf_counter() - started, 1),
         "table": table.model_dump(mode="json"),
         "rows": rows,
@@ -184,15 +202,34 @@ def best_single_within(row: dict[str, Any], rows: list[dict[str, Any]], key: str
     return max(within, key=lambda r: (r["accuracy"], -r[key]), default=None)
 
 
+def envelope_at(cost: float, rows: list[dict[str, Any]], key: str) -> float | None:
+    """The single strategies' best accuracy at mean cost `cost`: their upper envelope (best
+    accuracy at no more cost), log-linearly interpolated towards the next point that improves
+    on it. None below the cheapest single run."""
+    points = sorted((r[key], r["accuracy"]) for r in rows if r["kind"] == "single")
+    envelope: list[tuple[float, float]] = []
+    for c, a in points:
+        if not envelope or a > envelope[-1][1]:
+            envelope.append((c, a))
+    below = [p for p in envelope if p[0] <= cost]
+    if not below:
+        return None
+    (c0, a0), above = below[-1], envelope[len(below) :]
+    if not above or c0 <= 0 or cost <= c0:
+        return a0
+    c1, a1 = above[0]
+    return a0 + (a1 - a0) * math.log(cost / c0) / math.log(c1 / c0)
+
+
 def paired_difference(
-    a: dict[str, bool], b: dict[str, bool], *, resamples: int = 4000, seed: int = 0
+    a: str, b: str, *, resamples: int = 4000, seed: int = 0
 ) -> tuple[float, float, float]:
-    """Accuracy of `a` minus `b` on the problems both answered, with a 95 % paired bootstrap
-    interval (problems resampled with replacement, the two outcomes of a problem together)."""
+    """Accuracy of `a` minus `b` (`outcomes` strings) on the problems both answered, with a
+    95 % paired bootstrap interval (problems resampled, a problem's two outcomes together)."""
     import numpy as np
 
-    ids = sorted(a.keys() & b.keys())
-    diff = np.array([float(a[i]) - float(b[i]) for i in ids])
+    both = [(x, y) for x, y in zip(a, b, strict=True) if "-" not in (x, y)]
+    diff = np.array([int(x) - int(y) for x, y in both], dtype=float)
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
     low, high = np.quantile(means, [0.025, 0.975])
@@ -205,8 +242,8 @@ def against_best_single(result: dict[str, Any]) -> list[str]:
     key = "tokens" if result["cost"] == "completion_tokens" else "samples"
     lines = [
         f"| compute-optimal | {key}/problem | accuracy | best single at no more {key} | "
-        "accuracy | difference [95 % paired bootstrap] |",
-        "|---|---|---|---|---|---|",
+        "accuracy | difference [95 % paired bootstrap] | single strategies' envelope at this cost |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         if row["label"] != "compute_optimal" or "correct" not in row:
@@ -214,14 +251,15 @@ def against_best_single(result: dict[str, Any]) -> list[str]:
         best = best_single_within(row, result["rows"], key)
         if best is None:
             lines.append(
-                f"| N = {row['budget']} | {row[key]:.1f} | {row['accuracy']:.3f} | none | | |"
+                f"| N = {row['budget']} | {row[key]:.1f} | {row['accuracy']:.3f} | none | | | |"
             )
             continue
         d, low, high = paired_difference(row["correct"], best["correct"])
+        envelope = envelope_at(row[key], result["rows"], key)
         lines.append(
             f"| N = {row['budget']} | {row[key]:.1f} | {row['accuracy']:.3f} | "
             f"{best['label']}@{best['budget']} ({best[key]:.1f}) | {best['accuracy']:.3f} | "
-            f"{d:+.3f} [{low:+.3f}, {high:+.3f}] |"
+            f"{d:+.3f} [{low:+.3f}, {high:+.3f}] | {envelope:.3f} |"
         )
     return lines
 
@@ -310,6 +348,9 @@ def main() -> None:
     )
     parser.add_argument("--difficulty-samples", type=int, default=8)
     parser.add_argument("--cost", choices=["samples", "completion_tokens"], default="samples")
+    parser.add_argument(
+        "--bon-pool", type=int, help="calibrate best-of-N from one pool of this many samples"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temp dir)")

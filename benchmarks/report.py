@@ -182,7 +182,26 @@ def _compute_optimal() -> list[str]:
                         f"| | {r['label']} | {r['budget']} | {r['accuracy']:.3f} | "
                         f"{r['samples']:.1f} | {r['tokens']:.0f} |"
                     )
-    return [*parts, ""] if found else []
+    if not found:
+        return []
+    return [*parts, "", *_co_verdicts()]
+
+
+def _co_verdicts() -> list[str]:
+    """Each compute-optimal run against the best single strategy that spent no more."""
+    from compute_optimal import against_best_single  # benchmarks/compute_optimal.py
+
+    parts = []
+    for name in ("compute_optimal_samples.json", "compute_optimal_mixed_samples.json"):
+        data = _load(name)
+        if data and any("correct" in r for r in data["rows"]):
+            n, val = data["problems"], data.get("validation", data["problems"] // 2)
+            what = (
+                f"`{data['world']}`, {val} + {n - val} problems, k = {data['difficulty_samples']}"
+            )
+            parts += [f"Against the best single strategy, plans in samples ({what}):", ""]
+            parts += [*against_best_single(data), ""]
+    return parts
 
 
 def render() -> str:

@@ -217,6 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="samples",
         help="what the plans' budgets count (default: samples)",
     )
+    c.add_argument(
+        "--bon-pool",
+        type=int,
+        metavar="P",
+        help="draw best-of-N once with P samples per problem and read every budget up to P "
+        "from it as an expected accuracy (P >= the largest budget; plans may then choose "
+        "6, 12, 24, 48, ... too)",
+    )
     c.add_argument("--cv-seed", type=int, default=0, help="seed of the 2-fold CV split")
     c.add_argument("--concurrency", type=int, default=32, help="problems in flight (default: 32)")
     c.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
@@ -532,6 +540,11 @@ async def _calibrate(args: argparse.Namespace) -> int:
     candidates_for(strategies, 1)  # unknown names fail before any request
     if args.bins < 1:
         raise ConfigError(f"--bins must be at least 1, got {args.bins}")
+    if args.bon_pool is not None and args.bon_pool < max(budgets):
+        raise ConfigError(
+            f"--bon-pool must be at least the largest --budgets ({max(budgets)}), "
+            f"got {args.bon_pool}"
+        )
     ctx = context_from_args(args)
     _check_counts(args)
     problems = load_dataset(args.dataset, limit=args.limit)
@@ -554,6 +567,7 @@ async def _calibrate(args: argparse.Namespace) -> int:
         budgets=budgets,
         targets=targets,
         cost_metric=args.cost,
+        bon_pool=args.bon_pool,
         strategies=strategies,
         bins=args.bins,
         difficulty=args.difficulty,

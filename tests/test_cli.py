@@ -167,3 +167,13 @@ def test_demo_lists_its_choices_and_numbers_problems_as_printed(
     assert err.err.strip().endswith("`langgraph-tts calibrate` writes one")
     assert main(["demo", "--problem", "0"]) == 2
     assert "--problem counts from 1" in capsys.readouterr().err
+
+
+def test_calibrate_bon_pool_below_the_largest_budget_fails_before_any_request(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = ["calibrate", "--dataset", "sim:default", "--out", str(tmp_path / "t.json")]
+    assert main([*args, "--budgets", "4,16", "--bon-pool", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--bon-pool must be at least the largest --budgets (16), got 8")
+    assert not (tmp_path / "t-runs").exists()

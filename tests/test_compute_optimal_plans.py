@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from langgraph_tts.compute_optimal.plan import (
     fit_plans,
     options_for,
 )
+from langgraph_tts.compute_optimal.subsample import PoolSample, expected_right, pool_grid
 from langgraph_tts.context import SolveContext
 from langgraph_tts.errors import ConfigError
 from langgraph_tts.search.graph import create_search_graph
@@ -282,10 +284,7 @@ def test_benchmark_compares_against_the_best_single_strategy_that_spent_no_more(
     """The compute-optimal benchmark's verdict: the best single row within the same mean cost,
     and a paired bootstrap interval that is exact when every problem moves together."""
     bench = load_benchmark("compute_optimal")
-    ids = [f"p{i}" for i in range(100)]
-    co = {i: k < 90 for k, i in enumerate(ids)}
-    cheap = {i: k < 80 for k, i in enumerate(ids)}
-    dear = {i: True for i in ids}
+    co, cheap, dear = "1" * 90 + "0" * 10, "1" * 80 + "0" * 20, "1" * 100
     rows = [
         {
             "label": "best_of_n",
@@ -318,5 +317,58 @@ def test_benchmark_compares_against_the_best_single_strategy_that_spent_no_more(
     assert d == pytest.approx(0.10)
     assert low < 0.10 < high and low > 0.0  # ten problems differ, all in CO's favour
     assert bench.paired_difference(cheap, cheap) == (0.0, 0.0, 0.0)
+    assert bench.paired_difference("1-0", "0-0")[0] == 0.5  # a problem without a row is left out
+    runs = {"a": {"correct": True}, "b": {"correct": False}, "c": {"error": "x", "correct": False}}
+    assert bench.outcomes(runs, ["a", "b", "c", "d"]) == "10--"
     lines = bench.against_best_single({"cost": "samples", "rows": rows})
     assert "best_of_n@16 (16.0)" in lines[-1] and "+0.100" in lines[-1]
+    # the envelope interpolates log-linearly between best-of-N@16 and DVTS@16
+    assert bench.envelope_at(16.0, rows, "samples") == 0.8
+    assert bench.envelope_at(97.0, rows, "samples") == 1.0
+    assert bench.envelope_at(10.0, rows, "samples") is None
+    mid = bench.envelope_at((16.0 * 97.0) ** 0.5, rows, "samples")
+    assert mid == pytest.approx(0.9)
+
+
+async def test_calibrate_reads_every_best_of_n_budget_from_one_pool(tmp_path: Path) -> None:
+    """`bon_pool`: one best-of-N run of P samples per problem instead of one per budget; the
+    plans may choose the budgets between the calibrated ones, and at n = P the expectation is
+    the pool's own vote."""
+    policy, prm, embedder = _clients()
+    problems = [
+        {"id": p.id, "problem": p.text, "answer": p.answer} for p in make_problems(12, seed=6)
+    ]
+    common: dict[str, Any] = {
+        "budgets": [4, 8],
+        "strategies": ["best_of_n", "dvts"],
+        "bins": 2,
+        "policy": policy,
+        "prm": prm,
+        "embedder": embedder,
+    }
+    ctx = SolveContext(seed=1, difficulty_samples=4)
+    with pytest.raises(ConfigError, match="bon_pool must be at least the largest budget"):
+        await calibrate(problems, ctx, tmp_path, bon_pool=6, **common)
+    table = await calibrate(problems, ctx, tmp_path, targets=[6, 16], bon_pool=16, **common)
+    runs = sorted(d.name for d in tmp_path.iterdir())
+    assert runs == ["best_of_n-pool-n16", "difficulty", "dvts-m4-n4", "dvts-m4-n8"]
+    rows = [json.loads(line) for line in (tmp_path / "best_of_n-pool-n16/results.jsonl").open()]
+    assert all(len(r["result"]["answers"]) == 16 and r["ledger"]["samples"] == 16 for r in rows)
+    cells = {(c.budget, c.bin): c for c in table.cells}
+    assert all("best_of_n" in c.candidates for c in cells.values())  # cells at 4 and 8 too
+    chosen = {e.budget for p in table.plans for e in p.entries if e.choice.strategy == "best_of_n"}
+    assert chosen <= {4, 6, 8, 12, 16}
+    for plan in table.plans:
+        assert plan.mean_cost <= plan.target + 1e-9
+
+
+def test_expected_right_is_the_vote_over_random_subsets() -> None:
+    right = PoolSample(["7", "7", "3", None], [0.9, 0.8, 0.1, None], [0, 0, 1, -1], frozenset({0}))
+    assert expected_right(right, 4, "weighted", random.Random(0)) == 1.0  # whole pool: the vote
+    # n = 1: right exactly when one of the two "7"s is drawn (missing scores: majority)
+    share = expected_right(right, 1, "weighted", random.Random(0), draws=4000)
+    assert share == pytest.approx(0.5, abs=0.03)
+    wrong = PoolSample(["3", "3", "7"], [0.2, 0.2, 0.9], [0, 0, 1], frozenset({1}))
+    assert expected_right(wrong, 3, "weighted", random.Random(0)) == 1.0  # 0.9 > 0.4
+    assert expected_right(wrong, 3, "majority", random.Random(0)) == 0.0
+    assert pool_grid(4, 64, [10]) == [6, 8, 10, 12, 16, 24, 32, 48, 64]

@@ -2,13 +2,16 @@
 
 Every run is an ordinary resumable evaluation (`evaluation.run_eval`) in its own directory
 under `runs_dir`: `difficulty/` (the k-sample estimate of every problem) and one directory per
-candidate θ and budget (`beam-m2-n4/`, ...). Running the same calibration again skips the
-problems already answered, then refits the table from all rows.
+candidate θ and budget (`beam-m2-n4/`, ...). With `bon_pool=P`, best-of-N is one run of P
+samples per problem (`best_of_n-pool-nP/`) and every budget n ≤ P is read from it (see
+`subsample`). Running the same calibration again skips the problems already answered, then
+refits the table from all rows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from statistics import fmean
@@ -23,8 +26,10 @@ from ..evaluation import EvalRow, read_results, run_eval
 from ..grading import Grader, default_grader
 from ..search.graph import create_search_graph
 from ..solve import Solver
+from ..strategies import get_strategy
 from .graph import difficulty_context, measure_difficulty
 from .plan import CostMetric, Option, fit_plans, options_for
+from .subsample import PoolSample, expected_right, pool_grid
 from .table import (
     DEFAULT_BINS,
     CandidateRun,
@@ -82,6 +87,69 @@ def _plans(
     return table.model_copy(update={"plans": plans, "cost_metric": metric})
 
 
+async def _pool(
+    search: Any,
+    ctx: Any,
+    size: int,
+    problems: Sequence[dict[str, str]],
+    out_dir: Path,
+    **common: Any,
+) -> tuple[dict[str, tuple[PoolSample, dict[str, float]]], dict[str, Any]]:
+    """Best-of-N with `size` samples per problem, kept sample by sample, grouped and graded:
+    problem id -> (its pool, its ledger); and the run's summary."""
+
+    async def draw(problem: str) -> dict[str, Any]:
+        settings = {"strategy": "best_of_n", "budget": size, "adaptive": False}
+        out = await search.ainvoke({"problem": problem, "settings": settings}, context=ctx)
+        done = [out["nodes"][i] for i in out.get("completed") or []]
+        result = {"answers": [n["answer"] for n in done], "scores": [n["score"] for n in done]}
+        return {"answer": out.get("answer"), "result": result, "ledger": out["result"]["ledger"]}
+
+    pool_ctx = with_overrides(ctx, strategy="best_of_n", budget=size)
+    summary = await run_eval(draw, list(problems), out_dir, settings=pool_ctx, **common)
+    truth = {p["id"]: p["answer"] for p in problems}
+    grader: Grader = common["grader"]
+
+    async def graded(pid: str, row: EvalRow) -> tuple[str, tuple[PoolSample, dict[str, float]]]:
+        answers = list(row["result"]["answers"])
+        groups = await grader.agroup(answers)
+        right = frozenset(
+            [
+                g
+                for g in set(groups) - {-1}
+                if await grader.aequivalent(truth[pid], answers[groups.index(g)])
+            ]
+        )
+        sample = PoolSample(answers, list(row["result"]["scores"]), groups, right)
+        return pid, (sample, {k: float(v) for k, v in (row.get("ledger") or {}).items()})
+
+    rows = _rows(out_dir, problems)
+    return dict(await asyncio.gather(*(graded(pid, row) for pid, row in rows.items()))), summary
+
+
+def _pool_options(
+    pools: dict[str, tuple[PoolSample, dict[str, float]]],
+    budgets: Sequence[int],
+    ctx: Any,
+    metric: str,
+    seed: int,
+) -> list[tuple[Option, float]]:
+    """Best-of-N at each budget from the pools: per problem the expected correctness and the
+    pool's cost scaled to n samples; with the mean FLOPs at n (for the cells' ties)."""
+    rule = get_strategy("best_of_n").vote_rule(ctx)
+    out = []
+    for n in budgets:
+        right, cost, flops = {}, {}, []
+        for pid, (sample, ledger) in pools.items():
+            share = n / max(1, len(sample.answers))
+            right[pid] = expected_right(sample, n, rule, random.Random(f"{seed}:{pid}:{n}"))
+            cost[pid] = ledger.get(metric, 0.0) * share
+            flops.append(ledger.get("flops", 0.0) * share)
+        option = Option(Choice(strategy="best_of_n"), n, right, cost)
+        out.append((option, sum(flops) / len(flops) if flops else 0.0))
+    return out
+
+
 def _rows(out_dir: Path, problems: Sequence[dict[str, str]]) -> dict[str, EvalRow]:
     """Rows of this calibration's problems that finished without an error."""
     rows = read_results(out_dir / "results.jsonl")
@@ -119,6 +187,7 @@ async def calibrate(
     seed: int = 0,
     targets: Sequence[int] | None = None,
     cost_metric: CostMetric = "samples",
+    bon_pool: int | None = None,
     policy: Policy | None = None,
     prm: RewardModel | None = None,
     embedder: Embedder | None = None,
@@ -145,6 +214,10 @@ async def calibrate(
         targets: Run budgets N to fit per-bin budget plans for (default: `budgets`); a plan
             spends on average what best-of-N at N costs, counted in `cost_metric`.
         cost_metric: `samples` or `completion_tokens` (what the plans' budgets count).
+        bon_pool: Draw best-of-N once, with this many samples per problem, and read every
+            budget n up to it from that pool as an expected accuracy (`subsample`); the plans
+            may then also choose the budgets between (6, 12, 24, 48, ...). Default: one
+            best-of-N run per budget, like every other candidate.
         policy: Policy client (default: from the context).
         prm: Reward model (default: from the context).
         embedder: Embedder for DORA candidates (default: from the context).
@@ -159,7 +232,17 @@ async def calibrate(
     """
     if not budgets or any(n < 1 for n in budgets):
         raise ConfigError(f"budgets must be positive integers, got {list(budgets)}")
-    plan = [(n, c) for n in sorted(set(budgets)) for c in candidates_for(strategies, n)]
+    pooled = bon_pool is not None and "best_of_n" in strategies
+    if bon_pool is not None and bon_pool < max(budgets):
+        raise ConfigError(
+            f"bon_pool must be at least the largest budget ({max(budgets)}), got {bon_pool}"
+        )
+    plan = [
+        (n, c)
+        for n in sorted(set(budgets))
+        for c in candidates_for(strategies, n)
+        if not (pooled and c.strategy == "best_of_n")
+    ]
     grader = grader or default_grader()
     common: dict[str, Any] = {
         "dataset": dataset,
@@ -205,6 +288,21 @@ async def calibrate(
         option = _option(choice, budget, _rows(out_dir, problems), cost_metric)
         options.append(option)
         runs.append(CandidateRun(choice, budget, option.correct, cost=float(summary["mean_flops"])))
+    if pooled:
+        assert bon_pool is not None
+        label = f"best_of_n-pool-n{bon_pool}"
+        pools, summary = await _pool(search, ctx, bon_pool, problems, runs_dir / label, **common)
+        if on_run is not None:
+            on_run(f"best_of_n pool of {bon_pool}", summary)
+        grid = sorted({*pool_grid(ctx.difficulty_samples, bon_pool), *budgets})
+        pooled_runs = []
+        for option, flops in _pool_options(pools, grid, ctx, cost_metric, seed):
+            options.append(option)
+            if option.budget in budgets:
+                pooled_runs.append(
+                    CandidateRun(option.choice, option.budget, option.correct, flops)
+                )
+        runs = pooled_runs + runs  # best-of-N first: the simplest candidate wins ties
     source: dict[str, JsonValue] = {
         "dataset": dataset,
         "problems": len(scores),

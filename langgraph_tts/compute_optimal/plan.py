@@ -100,7 +100,8 @@ class Option:
 
     choice: Choice
     budget: int
-    correct: Mapping[str, bool]
+    correct: Mapping[str, float]
+    """Per problem: right (1) or wrong (0), or the chance of being right (`subsample`)."""
     cost: Mapping[str, float]
 
     @property
@@ -218,9 +219,9 @@ def _plan(
 
 def _score(
     options: Sequence[Option], picks: Sequence[int], bins: Sequence[Sequence[str]]
-) -> tuple[int, float]:
-    """Problems right and total cost of a plan on `bins`."""
-    right, cost = 0, 0.0
+) -> tuple[float, float]:
+    """(Expected) problems right and total cost of a plan on `bins`."""
+    right, cost = 0.0, 0.0
     for k, ids in zip(picks, bins, strict=True):
         right += sum(options[k].correct[p] for p in ids)
         cost += sum(options[k].cost[p] for p in ids)
@@ -232,7 +233,7 @@ def _cross_validate(
 ) -> tuple[float, float] | None:
     """Fit on one half of every bin, score on the other, swap: pooled (accuracy, mean cost)."""
     halves = [two_folds(ids, f"{key}:{b}") for b, ids in enumerate(bins, start=1)]
-    right, cost, n = 0, 0.0, 0
+    right, cost, n = 0.0, 0.0, 0
     for train_side in (0, 1):
         train = [h[train_side] for h in halves]
         test = [h[1 - train_side] for h in halves]

@@ -287,8 +287,9 @@ class CandidateRun:
 
     choice: Choice
     budget: int
-    correct: Mapping[str, bool]
-    """Problem id -> whether the run's answer was right (problems that failed are left out)."""
+    correct: Mapping[str, float]
+    """Problem id -> whether the run's answer was right (1 or 0; problems that failed are left
+    out), or the chance that it is (best-of-N read from a pool, see `subsample`)."""
     cost: float = 0.0
     """Mean spend per problem (e.g. FLOPs); lower wins a tie in accuracy."""
 
@@ -306,7 +307,7 @@ def _best(runs: Sequence[CandidateRun], ids: Sequence[str]) -> CandidateRun:
 def _two_fold(runs: Sequence[CandidateRun], ids: Sequence[str], key: str) -> float:
     """Select on one half of `ids`, score on the other, swap; pooled held-out accuracy."""
     folds = two_folds(ids, key)
-    held_out = 0
+    held_out = 0.0
     for train, test in (folds, folds[::-1]):
         pick = _best(runs, train)
         held_out += sum(pick.correct[i] for i in test)
