@@ -192,13 +192,19 @@ def _co_verdicts() -> list[str]:
     from compute_optimal import against_best_single  # benchmarks/compute_optimal.py
 
     parts = []
-    for name in ("compute_optimal_samples.json", "compute_optimal_mixed_samples.json"):
+    for name in (
+        "compute_optimal_samples.json",
+        "compute_optimal_mixed_samples.json",
+        "compute_optimal_mixed_pool_samples.json",
+    ):
         data = _load(name)
         if data and any("correct" in r for r in data["rows"]):
             n, val = data["problems"], data.get("validation", data["problems"] // 2)
             what = (
                 f"`{data['world']}`, {val} + {n - val} problems, k = {data['difficulty_samples']}"
             )
+            if data.get("bon_pool"):
+                what += f", `--bon-pool {data['bon_pool']}`"
             parts += [f"Against the best single strategy, plans in samples ({what}):", ""]
             parts += [*against_best_single(data), ""]
     return parts

@@ -1,10 +1,11 @@
 """Best-of-N at every budget from one pool of samples (`calibrate --bon-pool`).
 
 Calibrating best-of-N with one run per budget gives each problem a single right/wrong outcome
-per budget, with budgets a factor of two or four apart. Snell et al. draw best-of-N curves
-instead from one large pool of samples per question: best-of-N at n is the vote over n of the
-pool's samples, and its accuracy on a question is the chance that such a vote is right. This
-module does that for a pool of P PRM-scored samples per problem: the expected correctness of
+per budget, with budgets a factor of two or four apart. A best-of-N curve can instead be read
+from one large pool of samples per question (Snell et al. draw 2048 per question): best-of-N
+at n is the vote over n of the pool's samples, and its accuracy on a question is the chance
+that such a vote is right. This module does that for a pool of P PRM-scored samples per
+problem: the expected correctness of
 best-of-N at n ≤ P, estimated from random size-n subsets (exact when n = P). Pure: the answers
 are grouped and graded before (see `PoolSample`), so no grader runs here.
 
