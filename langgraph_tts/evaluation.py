@@ -172,7 +172,7 @@ def _end_torn_line(path: Path) -> None:
 
 _ENDPOINT_SETTINGS = frozenset(
     {"base_url", "prm_url", "embed_url", "system1_base_url", "system2_base_url"}
-    | {"api_key", "max_concurrency"}
+    | {"api_key", "max_concurrency", "max_retries", "request_timeout"}
 )
 
 

@@ -1,6 +1,6 @@
 """Model clients for a run: the ones a graph was built with, else built from the context's URLs.
 
-Clients are cached per (URL, model, key, concurrency) so that every run of a graph, and every
+Clients are cached per (URL, model, key, HTTP options) so that every run of a graph, and every
 problem of an evaluation, shares one connection pool per server; the pools themselves are
 created lazily per event loop by the HTTP core.
 """
@@ -16,7 +16,7 @@ from typing import Any, Literal, cast
 
 from .clients.types import ChatMessage, Embedder, Generation, Policy, RewardModel, SamplingParams
 
-__all__ = ["Clients", "ThinkingPolicy", "chat_policy", "resolve_clients"]
+__all__ = ["Clients", "HttpOptions", "ThinkingPolicy", "chat_policy", "resolve_clients"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,24 +34,49 @@ class Clients:
     embedder_kind: str
 
 
+@dataclass(frozen=True)
+class HttpOptions:
+    """What every HTTP client of a run shares: key, concurrency, retries, timeout."""
+
+    api_key: str | None = None
+    concurrency: int = 64
+    retries: int = 5
+    timeout: float = 600.0
+
+    @classmethod
+    def of(cls, ctx: Any) -> HttpOptions:
+        """The options a run's settings ask for."""
+        return cls(ctx.api_key, ctx.max_concurrency, ctx.max_retries, ctx.request_timeout)
+
+    def kwargs(self) -> dict[str, Any]:
+        """As the clients' keyword arguments."""
+        return {
+            "api_key": self.api_key,
+            "max_concurrency": self.concurrency,
+            "max_retries": self.retries,
+            "timeout_s": self.timeout,
+        }
+
+    def __repr__(self) -> str:  # never show the key
+        return f"HttpOptions(concurrency={self.concurrency}, retries={self.retries}, timeout={self.timeout})"
+
+
 @lru_cache(maxsize=64)
-def chat_policy(base_url: str, model: str, api_key: str | None, concurrency: int) -> Policy:
-    """A cached `ChatPolicy`: one connection pool per (server, model, key, concurrency)."""
+def chat_policy(base_url: str, model: str, http: HttpOptions) -> Policy:
+    """A cached `ChatPolicy`: one connection pool per (server, model, HTTP options)."""
     from .clients.policy import ChatPolicy
 
-    return ChatPolicy(base_url, model, api_key=api_key, max_concurrency=concurrency)
+    return ChatPolicy(base_url, model, **http.kwargs())
 
 
 @lru_cache(maxsize=64)
 def _pooling_prm(
-    url: str, model: str, api_key: str | None, concurrency: int, batch: str, template: str | None
+    url: str, model: str, http: HttpOptions, batch: str, template: str | None
 ) -> RewardModel:
     from .clients.prm import PoolingPRM
 
     mode = cast(Literal["auto", "on", "off"], batch)
-    return PoolingPRM(
-        url, model, api_key=api_key, max_concurrency=concurrency, batch=mode, template=template
-    )
+    return PoolingPRM(url, model, batch=mode, template=template, **http.kwargs())
 
 
 @lru_cache(maxsize=64)
@@ -62,9 +87,7 @@ def _verifier(policy: Policy, concurrency: int) -> RewardModel:
 
 
 @lru_cache(maxsize=16)
-def _embedder(
-    kind: str, url: str | None, model: str, api_key: str | None, concurrency: int
-) -> Embedder:
+def _embedder(kind: str, url: str | None, model: str, http: HttpOptions) -> Embedder:
     from .clients import embed
 
     if kind == "server":
@@ -74,7 +97,7 @@ def _embedder(
             raise ConfigError(
                 "embedder_kind='server' needs embed_url (the embedding server's …/v1)"
             )
-        return embed.OpenAIEmbedder(url, model, api_key=api_key, max_concurrency=concurrency)
+        return embed.OpenAIEmbedder(url, model, **http.kwargs())
     if kind == "local":
         return embed.LocalEmbedder()
     return embed.HashingEmbedder()
@@ -97,17 +120,13 @@ def resolve_clients(
     need_embedder: bool = False,
 ) -> Clients:
     """Clients for a run: explicit objects win, the context's URLs fill the gaps."""
-    pol = policy or chat_policy(ctx.base_url, ctx.model, ctx.api_key, ctx.max_concurrency)
+    http = HttpOptions.of(ctx)
+    pol = policy or chat_policy(ctx.base_url, ctx.model, http)
     verifier: VerifierKind = "prm"
     if reward is None:
         if ctx.prm_url:
             reward = _pooling_prm(
-                ctx.prm_url,
-                ctx.prm_model,
-                ctx.api_key,
-                ctx.max_concurrency,
-                ctx.prm_batch,
-                ctx.prm_template or None,
+                ctx.prm_url, ctx.prm_model, http, ctx.prm_batch, ctx.prm_template or None
             )
         else:
             judge = pol if ctx.thinking is None else _thinking(pol, False)
@@ -119,7 +138,7 @@ def resolve_clients(
     kind = "given" if embedder is not None else "none"
     if emb is None and need_embedder:
         kind = _embedder_kind(ctx)
-        emb = _embedder(kind, ctx.embed_url, ctx.embed_model, ctx.api_key, ctx.max_concurrency)
+        emb = _embedder(kind, ctx.embed_url, ctx.embed_model, http)
     return Clients(pol, reward, verifier, emb, kind)
 
 

@@ -222,6 +222,24 @@ class CommonSettings(Settings):
     max_concurrency: Annotated[
         int, Field(gt=0, le=4096, description="Requests in flight per server (and pool size).")
     ] = 64
+    max_retries: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=100,
+            description="Retries of a failed model request (connection errors, 408, 429, 5xx; "
+            "exponential backoff with jitter, `Retry-After` obeyed up to 60 s).",
+        ),
+    ] = 5
+    request_timeout: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=86400,
+            description="Seconds one attempt of a model request may wait for its answer "
+            "(long generations at large n take minutes).",
+        ),
+    ] = 600.0
     seed: Annotated[int | None, Field(description="Sampling seed (reproducible runs).")] = None
     max_samples: Annotated[
         int | None, Field(gt=0, description="Hard cap on policy samples per run.")

@@ -64,6 +64,8 @@ NON_RESULT_SETTINGS = frozenset(
         "system2_base_url",
         "api_key",
         "max_concurrency",
+        "max_retries",
+        "request_timeout",
         "adaptive_pool",  # a process-local name; `adaptive` itself is in the fingerprint
     }
 )

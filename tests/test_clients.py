@@ -955,3 +955,29 @@ async def test_chat_model_policy_with_chat_openai_body() -> None:
     assert [s.text for s in gen.samples] == ["answer 0", "answer 1", "answer 2"]
     assert [s.finish_reason for s in gen.samples] == ["stop", "length", "stop"]
     assert (gen.usage.prompt_tokens, gen.usage.completion_tokens) == (11, 6)
+
+
+def test_retry_and_timeout_settings_reach_every_http_client() -> None:
+    """`max_retries` and `request_timeout` are run settings; the clients built from a context
+    carry them, and they do not change a sweep's fingerprint (they change no result)."""
+    from langgraph_tts.context import SearchContext
+    from langgraph_tts.resources import resolve_clients
+    from langgraph_tts.sweep import fingerprint
+
+    ctx = SearchContext(
+        strategy="dora",
+        prm_url="http://127.0.0.1:9/",
+        embed_url="http://127.0.0.1:9/v1",
+        max_retries=9,
+        request_timeout=42.0,
+        api_key="sk-secret",
+    )
+    clients = resolve_clients(ctx, need_embedder=True)
+    for client in (clients.policy, clients.reward, clients.embedder):
+        http = client._http  # type: ignore[union-attr]
+        assert (http.max_retries, http.timeout_s) == (9, 42.0)
+    assert "sk-secret" not in repr(clients)
+    plain = SearchContext(strategy="dora", prm_url="http://127.0.0.1:9/")
+    assert fingerprint(ctx)[0] == fingerprint(plain)[0]
+    with pytest.raises(ValueError, match="max_retries"):
+        SearchContext(max_retries=-1)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..clients.types import Generation, Policy, SamplingParams
 from ..ledger import Ledger, add_flops
-from ..resources import chat_policy
+from ..resources import HttpOptions, chat_policy
 from ..seeds import request_seed
 from .state import Mode
 
@@ -47,7 +47,7 @@ def resolve_system(
     model = ctx.system1_model if mode == "system1" else ctx.system2_model
     if default is not None and url is None and model is None:
         return default
-    return chat_policy(url or ctx.base_url, model or ctx.model, ctx.api_key, ctx.max_concurrency)
+    return chat_policy(url or ctx.base_url, model or ctx.model, HttpOptions.of(ctx))
 
 
 def _thinking_kwargs(thinking: bool | None) -> dict[str, Any] | None:
