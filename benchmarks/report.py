@@ -196,6 +196,8 @@ def _co_verdicts() -> list[str]:
         "compute_optimal_samples.json",
         "compute_optimal_mixed_samples.json",
         "compute_optimal_mixed_pool_samples.json",
+        "compute_optimal_default_k4_samples.json",
+        "compute_optimal_default_k4_pool_samples.json",
     ):
         data = _load(name)
         if data and any("correct" in r for r in data["rows"]):
