@@ -540,6 +540,8 @@ async def _calibrate(args: argparse.Namespace) -> int:
     candidates_for(strategies, 1)  # unknown names fail before any request
     if args.bins < 1:
         raise ConfigError(f"--bins must be at least 1, got {args.bins}")
+    if args.bon_pool is not None and "best_of_n" not in strategies:
+        raise ConfigError("--bon-pool draws best-of-N's pool: add best_of_n to --strategies")
     if args.bon_pool is not None and args.bon_pool < max(budgets):
         raise ConfigError(
             f"--bon-pool must be at least the largest --budgets ({max(budgets)}), "

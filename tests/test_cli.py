@@ -176,4 +176,6 @@ def test_calibrate_bon_pool_below_the_largest_budget_fails_before_any_request(
     assert main([*args, "--budgets", "4,16", "--bon-pool", "8"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("--bon-pool must be at least the largest --budgets (16), got 8")
+    assert main([*args, "--strategies", "dvts", "--bon-pool", "64"]) == 2
+    assert capsys.readouterr().err.strip().endswith("add best_of_n to --strategies")
     assert not (tmp_path / "t-runs").exists()

@@ -349,6 +349,8 @@ async def test_calibrate_reads_every_best_of_n_budget_from_one_pool(tmp_path: Pa
     ctx = SolveContext(seed=1, difficulty_samples=4)
     with pytest.raises(ConfigError, match="bon_pool must be at least the largest budget"):
         await calibrate(problems, ctx, tmp_path, bon_pool=6, **common)
+    with pytest.raises(ConfigError, match="add best_of_n to the strategies"):
+        await calibrate(problems, ctx, tmp_path, bon_pool=16, **{**common, "strategies": ["dvts"]})
     table = await calibrate(problems, ctx, tmp_path, targets=[6, 16], bon_pool=16, **common)
     runs = sorted(d.name for d in tmp_path.iterdir())
     assert runs == ["best_of_n-pool-n16", "difficulty", "dvts-m4-n4", "dvts-m4-n8"]

@@ -232,7 +232,9 @@ async def calibrate(
     """
     if not budgets or any(n < 1 for n in budgets):
         raise ConfigError(f"budgets must be positive integers, got {list(budgets)}")
-    pooled = bon_pool is not None and "best_of_n" in strategies
+    pooled = bon_pool is not None
+    if pooled and "best_of_n" not in strategies:
+        raise ConfigError("bon_pool draws best-of-N's pool: add best_of_n to the strategies")
     if bon_pool is not None and bon_pool < max(budgets):
         raise ConfigError(
             f"bon_pool must be at least the largest budget ({max(budgets)}), got {bon_pool}"
