@@ -39,9 +39,9 @@ from _sim import world_problems  # benchmarks/_sim.py
 from compute_optimal import _clients  # benchmarks/compute_optimal.py
 
 from langgraph_tts import create_search_graph
-from langgraph_tts.answers import vote
-from langgraph_tts.compute_optimal.calibrate import run_name
-from langgraph_tts.compute_optimal.plan import BudgetPlan, Option, fit_plans
+from langgraph_tts.compute_optimal.calibrate import grade_pool, run_name, run_option
+from langgraph_tts.compute_optimal.plan import BudgetPlan, Option, fit_plans, options_for
+from langgraph_tts.compute_optimal.subsample import PoolSample, expected_right, pool_grid
 from langgraph_tts.compute_optimal.table import (
     Choice,
     assign_bin,
@@ -51,87 +51,53 @@ from langgraph_tts.compute_optimal.table import (
 )
 from langgraph_tts.evaluation import read_results
 from langgraph_tts.grading import default_grader
-
-GRID = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
-DRAWS = 200
-"""Random subsets per (problem, n) for best-of-N's expected accuracy."""
+from langgraph_tts.strategies import get_strategy
 
 
-async def draw_pools(args: argparse.Namespace, path: Path) -> dict[str, dict[str, Any]]:
+async def draw_pools(args: argparse.Namespace, path: Path) -> dict[str, PoolSample]:
     """`--pool` PRM-scored samples per problem (best-of-N at that N), graded once per answer
     group; cached in `path`."""
-    if path.exists():
-        return dict(json.loads(path.read_text()))
-    sim = world_problems(args.world, args.problems, args.seed)
-    graph = create_search_graph("best_of_n", **_clients(args.world, args.seed, sim))
-    grader, gate = default_grader(), asyncio.Semaphore(args.concurrency)
+    if not path.exists():
+        sim = world_problems(args.world, args.problems, args.seed)
+        graph = create_search_graph("best_of_n", **_clients(args.world, args.seed, sim))
+        grader, gate = default_grader(), asyncio.Semaphore(args.concurrency)
 
-    async def pool(problem: Any) -> tuple[str, dict[str, Any]]:
-        async with gate:
-            ctx = {"budget": args.pool, "seed": args.seed + 7}
-            out = await graph.ainvoke({"problem": problem.text}, context=ctx)
-        done = [out["nodes"][i] for i in out["completed"]]
-        answers = [n["answer"] for n in done]
-        groups = await grader.agroup(answers)
-        right = [
-            g
-            for g in sorted(set(groups) - {-1})
-            if await grader.aequivalent(problem.answer, answers[groups.index(g)])
-        ]
-        scores = [float(n["score"] or 0.0) for n in done]
-        return problem.id, {"answers": answers, "scores": scores, "groups": groups, "right": right}
+        async def pool(problem: Any) -> tuple[str, dict[str, Any]]:
+            async with gate:
+                ctx = {"budget": args.pool, "seed": args.seed + 7}
+                out = await graph.ainvoke({"problem": problem.text}, context=ctx)
+            done = [out["nodes"][i] for i in out["completed"]]
+            answers, scores = [n["answer"] for n in done], [n["score"] for n in done]
+            graded = await grade_pool(answers, scores, problem.answer, grader)
+            return problem.id, {**vars(graded), "right": sorted(graded.right)}
 
-    pools = dict(await asyncio.gather(*(pool(p) for _, p in sim)))
-    path.write_text(json.dumps(pools))
-    return pools
-
-
-def expected_right(pool: dict[str, Any], n: int, rng: random.Random) -> float:
-    """Chance that best-of-N (weighted vote) over n of the pool's samples is right."""
-    size, right = len(pool["answers"]), set(pool["right"])
-    subsets = (
-        [range(size)] if n >= size else [sorted(rng.sample(range(size), n)) for _ in range(DRAWS)]
-    )
-    hits = 0
-    for ix in subsets:
-        picked = list(ix)
-        result = vote(
-            [pool["answers"][i] for i in picked],
-            [pool["scores"][i] for i in picked],
-            [pool["groups"][i] for i in picked],
-            "weighted",
-        )
-        hits += result.winner is not None and pool["groups"][picked[result.winner]] in right
-    return hits / len(subsets)
+        path.write_text(json.dumps(dict(await asyncio.gather(*(pool(p) for _, p in sim)))))
+    saved = json.loads(path.read_text())
+    return {pid: PoolSample(**{**d, "right": frozenset(d["right"])}) for pid, d in saved.items()}
 
 
 def _rows(path: Path) -> dict[str, Any]:
     return {p: r for p, r in read_results(path / "results.jsonl").items() if not r.get("error")}
 
 
-def options(split: Path, pools: dict[str, Any], args: argparse.Namespace) -> list[Option]:
+def options(split: Path, pools: dict[str, PoolSample], args: argparse.Namespace) -> list[Option]:
     """The estimate alone, best-of-N at every grid n from the pools, every step-level run."""
-    k = args.difficulty_samples
-    est = _rows(split / "difficulty")
-    ids = sorted(est)
-    cost0 = {p: float(est[p]["ledger"]["samples"]) for p in ids}
-    out = [
-        Option(Choice(strategy="best_of_n"), k, {p: bool(est[p]["correct"]) for p in ids}, cost0)
-    ]
-    rng = random.Random(str(split))
-    for n in (n for n in GRID if k < n <= args.pool):
-        right = {p: expected_right(pools[p], n, rng) for p in ids}
-        out.append(
-            Option(Choice(strategy="best_of_n"), n, right, {p: cost0[p] + n - k for p in ids})
-        )
+    k, bon = args.difficulty_samples, Choice(strategy="best_of_n")
+    estimate = run_option(bon, k, _rows(split / "difficulty"), "samples")
+    ids = sorted(estimate.correct)
+    rule = get_strategy("best_of_n").default_vote
+    runs = []
+    for n in pool_grid(k, args.pool):
+        rng = random.Random(f"{split.name}:{n}")
+        right = {p: expected_right(pools[p], n, rule, rng) for p in ids}
+        runs.append(Option(bon, n, right, dict.fromkeys(ids, float(n))))
     steps = [s for s in args.strategies if s != "best_of_n"]
     for budget in args.budgets:
         for choice in candidates_for(steps, budget):
-            rows = _rows(split / run_name(choice, budget))
-            right = {p: bool(rows[p]["correct"]) for p in ids if p in rows}
-            cost = {p: cost0[p] + float(rows[p]["ledger"]["samples"]) for p in right}
-            out.append(Option(choice, budget, right, cost))
-    return out
+            runs.append(
+                run_option(choice, budget, _rows(split / run_name(choice, budget)), "samples")
+            )
+    return options_for(estimate, runs, k)
 
 
 def score(plan: BudgetPlan, bins: dict[str, int], held: list[Option]) -> tuple[float, float]:
@@ -170,7 +136,7 @@ def main() -> None:
         s: {p: float(r["result"]["difficulty"]) for p, r in rows.items()} for s, rows in est.items()
     }
     oracle = {
-        s: {p: fmean(g in pools[p]["right"] for g in pools[p]["groups"]) for p in rows}
+        s: {p: fmean(g in pools[p].right for g in pools[p].groups) for p in rows}
         for s, rows in est.items()
     }
     bon = {o.budget: fmean(o.correct.values()) for o in held if o.choice.strategy == "best_of_n"}

@@ -41,7 +41,7 @@ from .table import (
     group_by_bin,
 )
 
-__all__ = ["calibrate", "run_name"]
+__all__ = ["calibrate", "grade_pool", "run_name", "run_option"]
 
 OnRun = Callable[[str, dict[str, Any]], None]
 """Called after each evaluation run with its label and `run_eval` summary."""
@@ -53,7 +53,7 @@ def run_name(choice: Choice, budget: int) -> str:
     return f"{choice.strategy}{'' if width is None else f'-m{width}'}-n{budget}"
 
 
-def _option(choice: Choice, budget: int, rows: dict[str, EvalRow], metric: str) -> Option:
+def run_option(choice: Choice, budget: int, rows: dict[str, EvalRow], metric: str) -> Option:
     """A run's per-problem outcome and cost (`metric` read from each row's ledger)."""
     return Option(
         choice,
@@ -111,20 +111,23 @@ async def _pool(
     grader: Grader = common["grader"]
 
     async def graded(pid: str, row: EvalRow) -> tuple[str, tuple[PoolSample, dict[str, float]]]:
-        answers = list(row["result"]["answers"])
-        groups = await grader.agroup(answers)
-        right = frozenset(
-            [
-                g
-                for g in set(groups) - {-1}
-                if await grader.aequivalent(truth[pid], answers[groups.index(g)])
-            ]
-        )
-        sample = PoolSample(answers, list(row["result"]["scores"]), groups, right)
+        result = row["result"]
+        sample = await grade_pool(result["answers"], result["scores"], truth[pid], grader)
         return pid, (sample, {k: float(v) for k, v in (row.get("ledger") or {}).items()})
 
     rows = _rows(out_dir, problems)
     return dict(await asyncio.gather(*(graded(pid, row) for pid, row in rows.items()))), summary
+
+
+async def grade_pool(
+    answers: Sequence[str | None], scores: Sequence[float | None], truth: str, grader: Grader
+) -> PoolSample:
+    """One problem's pool, its answers grouped once and each group graded once."""
+    groups = await grader.agroup(answers)
+    right = [
+        g for g in set(groups) - {-1} if await grader.aequivalent(truth, answers[groups.index(g)])
+    ]
+    return PoolSample(list(answers), list(scores), groups, frozenset(right))
 
 
 def _pool_options(
@@ -287,11 +290,10 @@ async def calibrate(
         summary = await run_eval(solver, list(problems), out_dir, settings=sctx, **common)
         if on_run is not None:
             on_run(f"{choice.name} @ N={budget}", summary)
-        option = _option(choice, budget, _rows(out_dir, problems), cost_metric)
+        option = run_option(choice, budget, _rows(out_dir, problems), cost_metric)
         options.append(option)
         runs.append(CandidateRun(choice, budget, option.correct, cost=float(summary["mean_flops"])))
-    if pooled:
-        assert bon_pool is not None
+    if bon_pool is not None:
         label = f"best_of_n-pool-n{bon_pool}"
         pools, summary = await _pool(search, ctx, bon_pool, problems, runs_dir / label, **common)
         if on_run is not None:
@@ -328,6 +330,6 @@ async def calibrate(
         raise TTSError(f"cannot fit the strategy table: {err}") from None
     if difficulty == "oracle":
         return table  # not routable, so no plans
-    alone = _option(Choice(strategy="best_of_n"), ctx.difficulty_samples, rows, cost_metric)
+    alone = run_option(Choice(strategy="best_of_n"), ctx.difficulty_samples, rows, cost_metric)
     wanted = sorted(set(targets or budgets))
     return _plans(table, scores, alone, options, wanted, metric=cost_metric, seed=seed)
